@@ -1,0 +1,5 @@
+"""User-facing models."""
+
+from ._cplmixvi import CplMixVI
+
+__all__ = ["CplMixVI"]

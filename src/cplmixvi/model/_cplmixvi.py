@@ -1,0 +1,492 @@
+"""CplMixVI: the user-facing scvi-tools model for cell types and cell states."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from anndata import AnnData
+from scvi import REGISTRY_KEYS
+from scvi.data import AnnDataManager, fields
+from scvi.dataloaders import DataSplitter
+from scvi.model.base import BaseModelClass
+from scvi.train import TrainRunner
+from scvi.utils import setup_anndata_dsp
+
+from cplmixvi.augment import Augmenter, get_augmenter
+from cplmixvi.model._validation import check_input_values
+from cplmixvi.module import CplMixVAE
+from cplmixvi.train import CplMixTrainingPlan
+
+logger = logging.getLogger(__name__)
+
+
+class CplMixVI(BaseModelClass):
+    """Coupled mixture VAE (cpl-mixVAE) for discrete cell types and continuous cell states.
+
+    ``n_arms`` autoencoder arms each see a different type-preserving copy of every cell and are
+    trained to agree on its type (Marghi et al., "Mixture representation learning with coupled
+    autoencoders"); each arm learns a type-dependent continuous state.
+
+    Parameters
+    ----------
+    adata
+        AnnData (or MuData) registered with :meth:`setup_anndata` (:meth:`setup_mudata`).
+    n_types
+        Number of cell types ``K`` (categories of the discrete latent variable).
+    n_state
+        Dimensions of the continuous cell state.
+    n_arms
+        Number of coupled arms ``A``; 1 is the uncoupled single-VAE baseline.
+    n_hidden
+        Width of the hidden layers of every encoder and decoder.
+    n_layers
+        Number of hidden layers of every encoder and decoder.
+    dropout_rate
+        Dropout in the encoders.
+    gene_likelihood
+        ``"nb"`` (default) or ``"zinb"`` on raw counts, ``"normal"`` on continuous data such as
+        log-normalised expression (the paper's choice), ``"bernoulli"`` on values in ``[0, 1]``.
+    state_prior
+        ``"type"``: learned type-dependent prior ``p(s|c)``; ``"normal"``: ``N(0, I)`` for every
+        type.
+    coupling_weight
+        Weight ``lambda`` of the coupling distance (1 in the paper).
+    coupling_on
+        ``"probs"`` couples the posterior probabilities ``q(c|x)`` (as the reference code does),
+        ``"sample"`` the Gumbel-softmax samples (a literal reading of Eq. 7; noisier).
+    augmentation
+        How each arm's copy of a training cell is made: ``"auto"`` (binomial thinning of counts,
+        gene dropout for continuous data, none for one arm), ``"thinning"``, ``"dropout"``,
+        ``"none"`` or an :class:`~cplmixvi.augment.Augmenter`.
+
+    Examples
+    --------
+    >>> cplmixvi.CplMixVI.setup_anndata(adata, layer="counts")
+    >>> model = cplmixvi.CplMixVI(adata, n_types=44)
+    >>> model.train()
+    >>> model.write_results(adata)
+    >>> sc.pl.umap(adata, color="cplmixvi_type")
+    """
+
+    _module_cls = CplMixVAE
+    _training_plan_cls = CplMixTrainingPlan
+    _data_splitter_cls = DataSplitter
+    _train_runner_cls = TrainRunner
+
+    def __init__(
+        self,
+        adata: AnnData,
+        n_types: int = 10,
+        n_state: int = 2,
+        n_arms: int = 2,
+        n_hidden: int = 128,
+        n_layers: int = 2,
+        dropout_rate: float = 0.1,
+        gene_likelihood: Literal["nb", "zinb", "normal", "bernoulli"] = "nb",
+        state_prior: Literal["type", "normal"] = "type",
+        coupling_weight: float = 1.0,
+        coupling_on: Literal["sample", "probs"] = "probs",
+        augmentation: str | Augmenter | None = "auto",
+    ):
+        super().__init__(adata)
+        _check_choice("gene_likelihood", gene_likelihood, ("nb", "zinb", "normal", "bernoulli"))
+        _check_choice("state_prior", state_prior, ("type", "normal"))
+        _check_choice("coupling_on", coupling_on, ("sample", "probs"))
+        self._check_sizes(n_types, n_state, n_arms)
+        check_input_values(
+            self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY),
+            gene_likelihood,
+            self._data_description(),
+        )
+        augmenter = get_augmenter(augmentation, gene_likelihood, n_arms)
+        n_batch = self.summary_stats.n_batch
+        self.module = self._module_cls(
+            n_input=self.summary_stats.n_vars,
+            n_types=n_types,
+            n_state=n_state,
+            n_arms=n_arms,
+            n_batch=n_batch,
+            n_hidden=n_hidden,
+            n_layers=n_layers,
+            dropout_rate=dropout_rate,
+            gene_likelihood=gene_likelihood,
+            state_prior=state_prior,
+            coupling_weight=coupling_weight,
+            coupling_on=coupling_on,
+            augmenter=augmenter,
+        )
+        self._model_summary_string = (
+            f"CplMixVI model with {n_arms} arm(s), {n_types} types, {n_state} state dimensions, "
+            f"likelihood {gene_likelihood!r}, state prior {state_prior!r}, coupling weight "
+            f"{coupling_weight} on {coupling_on}s, augmentation {augmenter}, "
+            f"{n_layers}x{n_hidden} hidden layers, {max(n_batch, 1)} batch(es)."
+        )
+        self.init_params_ = self._get_init_params(locals())
+
+    # ----- registration -------------------------------------------------------------------
+    @classmethod
+    @setup_anndata_dsp.dedent
+    def setup_anndata(
+        cls,
+        adata: AnnData,
+        layer: str | None = None,
+        batch_key: str | None = None,
+        **kwargs,
+    ) -> None:
+        """%(summary)s.
+
+        Parameters
+        ----------
+        %(param_adata)s
+        %(param_layer)s
+        %(param_batch_key)s
+        """
+        _check_keys(adata, layer, batch_key)
+        setup_method_args = cls._get_setup_method_args(**locals())
+        anndata_fields = [
+            fields.LayerField(REGISTRY_KEYS.X_KEY, layer, is_count_data=False),
+            fields.CategoricalObsField(REGISTRY_KEYS.BATCH_KEY, batch_key),
+        ]
+        adata_manager = AnnDataManager(fields=anndata_fields, setup_method_args=setup_method_args)
+        adata_manager.register_fields(adata, **kwargs)
+        cls.register_manager(adata_manager)
+
+    @classmethod
+    def setup_mudata(
+        cls,
+        mdata,
+        rna_layer: str | None = None,
+        batch_key: str | None = None,
+        modalities: dict[str, str] | None = None,
+        **kwargs,
+    ) -> None:
+        """Register a MuData object: expression from one modality, batch from any.
+
+        Parameters
+        ----------
+        mdata
+            :class:`mudata.MuData` with an expression modality.
+        rna_layer
+            Layer of the expression modality to model (``None`` for its ``.X``).
+        batch_key
+            Key of the batch annotation in ``.obs`` of ``modalities["batch_key"]`` (or of
+            ``mdata.obs`` when not given).
+        modalities
+            ``{"rna_layer": "rna", "batch_key": ...}``: which modality holds each field.
+        """
+        modalities = dict(modalities or {"rna_layer": "rna"})
+        rna_mod = modalities.get("rna_layer")
+        if rna_mod not in mdata.mod:
+            raise KeyError(
+                f"Modality {rna_mod!r} is not in the MuData (it has {list(mdata.mod)}); pass "
+                "modalities={'rna_layer': <name of the expression modality>}."
+            )
+        _check_keys(mdata.mod[rna_mod], rna_layer, None)
+        setup_method_args = cls._get_setup_method_args(**locals())
+        mudata_fields = [
+            fields.MuDataLayerField(
+                REGISTRY_KEYS.X_KEY,
+                rna_layer,
+                mod_key=rna_mod,
+                is_count_data=False,
+                mod_required=True,
+            ),
+            fields.MuDataCategoricalObsField(
+                REGISTRY_KEYS.BATCH_KEY, batch_key, mod_key=modalities.get("batch_key")
+            ),
+        ]
+        adata_manager = AnnDataManager(fields=mudata_fields, setup_method_args=setup_method_args)
+        adata_manager.register_fields(mdata, **kwargs)
+        cls.register_manager(adata_manager)
+
+    # ----- training -----------------------------------------------------------------------
+    def train(
+        self,
+        max_epochs: int | None = None,
+        lr: float = 1e-3,
+        batch_size: int = 256,
+        train_size: float | None = None,
+        validation_size: float | None = None,
+        early_stopping: bool = False,
+        temperature_start: float = 1.0,
+        temperature_end: float = 0.5,
+        accelerator: str = "auto",
+        devices: int | list[int] | str = "auto",
+        plan_kwargs: dict | None = None,
+        datasplitter_kwargs: dict | None = None,
+        **trainer_kwargs,
+    ):
+        """Train the model with Lightning (progress bar, validation split, early stopping).
+
+        Seed with ``scvi.settings.seed = ...`` before building the model for identical results.
+
+        Parameters
+        ----------
+        max_epochs
+            Passes over the training cells; default ``min(400, max(20, 300 000 // n_cells))``
+            (about 1 200 minibatch steps), which suits the coupling: much longer training lets
+            the arms agree on fewer types.
+        lr
+            Adam learning rate.
+        batch_size
+            Cells per minibatch; the coupling distance uses minibatch variances, so keep it
+            large enough to see most types (>= 128).
+        train_size, validation_size
+            Fractions of cells for training and validation (the rest is a test set); by default
+            90 % / 10 %, moving a lone last cell to validation so batch norm never sees one cell.
+        early_stopping
+            Stop when ``elbo_validation`` stops improving (see ``early_stopping_patience``).
+        temperature_start, temperature_end
+            Gumbel-softmax temperature at the first and last epoch (exponential decay).
+        accelerator, devices
+            Lightning device selection (``"cpu"``, ``"gpu"``, ``"auto"``...).
+        plan_kwargs
+            Extra arguments for :class:`~cplmixvi.train.CplMixTrainingPlan`.
+        datasplitter_kwargs
+            Extra arguments for :class:`scvi.dataloaders.DataSplitter`.
+        **trainer_kwargs
+            Passed to :class:`scvi.train.Trainer` (e.g. ``early_stopping_patience``,
+            ``check_val_every_n_epoch``, ``enable_progress_bar``).
+        """
+        if max_epochs is None:
+            max_epochs = int(min(400, max(20, 300_000 // self.adata.n_obs)))
+        plan_kwargs = {
+            "lr": lr,
+            "temperature_start": temperature_start,
+            "temperature_end": temperature_end,
+            **(plan_kwargs or {}),
+        }
+        splitter = self._data_splitter_cls(
+            self.adata_manager,
+            train_size=train_size,
+            validation_size=validation_size,
+            batch_size=batch_size,
+            **(datasplitter_kwargs or {}),
+        )
+        plan = self._training_plan_cls(self.module, **plan_kwargs)
+        runner = self._train_runner_cls(
+            self,
+            training_plan=plan,
+            data_splitter=splitter,
+            max_epochs=max_epochs,
+            accelerator=accelerator,
+            devices=devices,
+            early_stopping=early_stopping,
+            **trainer_kwargs,
+        )
+        return runner()
+
+    # ----- accessors ----------------------------------------------------------------------
+    @torch.inference_mode()
+    def _encode(
+        self, adata: AnnData | None, indices: Sequence[int] | None, batch_size: int | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per-arm log q(c|x) ``(A, n, K)`` and state means ``(A, n, D)`` for every cell."""
+        self._check_if_trained(warn=False)
+        adata = self._validate_anndata(adata)
+        loader = self._make_data_loader(adata=adata, indices=indices, batch_size=batch_size)
+        log_probs, states = [], []
+        for tensors in loader:
+            out = self.module.inference(
+                **self.module._get_inference_input(tensors), deterministic=True
+            )
+            log_probs.append(out["log_probs"].cpu())
+            states.append(out["qs_mean"].cpu())
+        return torch.cat(log_probs, 1).numpy(), torch.cat(states, 1).numpy()
+
+    def get_type_probabilities(
+        self,
+        adata: AnnData | None = None,
+        indices: Sequence[int] | None = None,
+        batch_size: int | None = None,
+        per_arm: bool = False,
+    ) -> np.ndarray:
+        """Posterior type probabilities ``q(c|x)``.
+
+        Returns
+        -------
+        ``(n_cells, n_types)`` fused across arms (normalised geometric mean of the arms'
+        posteriors, whose argmax is that of their product), or ``(n_arms, n_cells, n_types)``
+        per arm when ``per_arm`` is ``True``.
+        """
+        log_probs, _ = self._encode(adata, indices, batch_size)
+        if per_arm:
+            return np.exp(log_probs)
+        return _fuse(log_probs)
+
+    def get_type_assignments(
+        self,
+        adata: AnnData | None = None,
+        indices: Sequence[int] | None = None,
+        batch_size: int | None = None,
+    ) -> pd.DataFrame:
+        """Fused type label of each cell with its confidence.
+
+        Returns
+        -------
+        DataFrame indexed by cell with columns ``type`` (argmax of the fused posterior),
+        ``confidence`` (the arms' mean posterior probability of that type) and
+        ``arm_agreement`` (fraction of arms whose own argmax is that type).
+        """
+        log_probs, _ = self._encode(adata, indices, batch_size)
+        return _assignments(log_probs, self._obs_names(adata, indices))
+
+    def get_latent_representation(
+        self,
+        adata: AnnData | None = None,
+        indices: Sequence[int] | None = None,
+        batch_size: int | None = None,
+        arm: int = 0,
+    ) -> np.ndarray:
+        """Continuous state coordinates: the mean of ``q(s|x, c)`` at the inferred type.
+
+        Returns
+        -------
+        ``(n_cells, n_state)`` for the given arm (each arm learns its own state space).
+        """
+        if not 0 <= arm < self.module.n_arms:
+            raise ValueError(f"arm must be in [0, {self.module.n_arms - 1}], got {arm}.")
+        _, states = self._encode(adata, indices, batch_size)
+        return states[arm]
+
+    def write_results(
+        self, adata: AnnData | None = None, key_prefix: str = "cplmixvi", batch_size: int = 1024
+    ) -> None:
+        """Write types, confidences, probabilities and states into ``adata`` (in place).
+
+        Keys (with the default prefix ``cplmixvi``):
+
+        - ``obs["cplmixvi_type"]``: categorical fused type label (``"0"`` ... ``"K-1"``);
+        - ``obs["cplmixvi_confidence"]``: arms' mean posterior probability of that type;
+        - ``obs["cplmixvi_arm_agreement"]``: fraction of arms whose argmax is that type;
+        - ``obsm["cplmixvi_type_probs"]``: ``(n_cells, K)`` fused type probabilities;
+        - ``obsm["X_cplmixvi_state"]``: ``(n_cells, n_state)`` state of arm 0;
+        - ``obsm["X_cplmixvi_state_arms"]``: ``(n_cells, A * n_state)`` states of all arms;
+        - ``uns["cplmixvi"]``: model settings and the overall arm agreement.
+        """
+        adata = self.adata if adata is None else adata
+        log_probs, states = self._encode(adata, None, batch_size)
+        table = _assignments(log_probs, adata.obs_names)
+        n_types = self.module.n_types
+        labels = table["type"].astype(str)
+        adata.obs[f"{key_prefix}_type"] = pd.Categorical(
+            labels, categories=[str(k) for k in range(n_types) if str(k) in set(labels)]
+        )
+        adata.obs[f"{key_prefix}_confidence"] = table["confidence"].to_numpy()
+        adata.obs[f"{key_prefix}_arm_agreement"] = table["arm_agreement"].to_numpy()
+        adata.obsm[f"{key_prefix}_type_probs"] = _fuse(log_probs)
+        adata.obsm[f"X_{key_prefix}_state"] = states[0]
+        adata.obsm[f"X_{key_prefix}_state_arms"] = np.concatenate(states, axis=1)
+        adata.uns[key_prefix] = {
+            "params": {k: _plain(v) for k, v in self.init_params_["non_kwargs"].items()},
+            "arm_agreement": float(table["arm_agreement"].mean()),
+        }
+
+    # ----- persistence --------------------------------------------------------------------
+    @classmethod
+    def load(cls, dir_path: str, adata: AnnData | None = None, prefix: str | None = None, **kw):
+        """Load a saved model; raises ``ValueError`` if ``adata``'s genes differ from training."""
+        if adata is not None:
+            _check_saved_genes(dir_path, adata, prefix)
+        return super().load(dir_path, adata=adata, prefix=prefix, **kw)
+
+    # ----- helpers ------------------------------------------------------------------------
+    def _check_sizes(self, n_types: int, n_state: int, n_arms: int) -> None:
+        n_obs = self.summary_stats.n_cells
+        if n_arms < 1:
+            raise ValueError(f"n_arms must be >= 1 (1 is the uncoupled baseline), got {n_arms}.")
+        if n_types < 2:
+            raise ValueError(f"n_types must be >= 2, got {n_types}.")
+        if n_types > n_obs:
+            raise ValueError(
+                f"n_types={n_types} is larger than the number of cells ({n_obs}); "
+                "choose fewer types."
+            )
+        if n_state < 1:
+            raise ValueError(f"n_state must be >= 1, got {n_state}.")
+
+    def _data_description(self) -> str:
+        field = self.adata_manager.data_registry[REGISTRY_KEYS.X_KEY]
+        mod = getattr(field, "mod_key", None)
+        where = "adata" if mod is None else f"mdata.mod[{mod!r}]"
+        if field.attr_name == "layers":
+            return f"{where}.layers[{field.attr_key!r}]"
+        return f"{where}.X"
+
+    def _obs_names(self, adata: AnnData | None, indices: Sequence[int] | None) -> pd.Index:
+        names = (self.adata if adata is None else adata).obs_names
+        return names if indices is None else names[np.asarray(indices)]
+
+
+def _fuse(log_probs: np.ndarray) -> np.ndarray:
+    """Normalised geometric mean of the arms' posteriors: softmax of the mean log-probability."""
+    mean = log_probs.mean(axis=0)
+    mean = mean - mean.max(axis=1, keepdims=True)
+    probs = np.exp(mean)
+    return probs / probs.sum(axis=1, keepdims=True)
+
+
+def _assignments(log_probs: np.ndarray, obs_names: pd.Index) -> pd.DataFrame:
+    fused = _fuse(log_probs).argmax(axis=1)
+    rows = np.arange(len(fused))
+    arm_probs = np.exp(log_probs[:, rows, fused])
+    agree = (log_probs.argmax(axis=2) == fused[None]).mean(axis=0)
+    return pd.DataFrame(
+        {"type": fused, "confidence": arm_probs.mean(axis=0), "arm_agreement": agree},
+        index=obs_names,
+    )
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}.")
+
+
+def _check_keys(adata: AnnData, layer: str | None, batch_key: str | None) -> None:
+    if layer is not None and layer not in adata.layers:
+        raise KeyError(
+            f"Layer {layer!r} is not in adata.layers (available: {list(adata.layers)}); "
+            "pass layer=None to use adata.X."
+        )
+    if batch_key is not None and batch_key not in adata.obs:
+        raise KeyError(f"batch_key {batch_key!r} is not a column of adata.obs.")
+
+
+def _check_saved_genes(dir_path: str, adata: AnnData, prefix: str | None) -> None:
+    path = os.path.join(dir_path, f"{prefix or ''}model.pt")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No saved model at {path}; save one with model.save(dir_path).")
+    saved = torch.load(path, map_location="cpu", weights_only=False).get("var_names")
+    if saved is None:
+        return
+    if isinstance(saved, dict):  # MuData: one gene list per modality
+        for mod, genes in saved.items():
+            _compare_genes(genes, adata.mod[mod].var_names, f"mdata.mod[{mod!r}]")
+    else:
+        _compare_genes(saved, adata.var_names, "adata")
+
+
+def _compare_genes(saved, current: pd.Index, where: str) -> None:
+    if np.array_equal(np.asarray(saved, dtype=str), current.to_numpy(str)):
+        return
+    missing = pd.Index(saved).difference(current)
+    raise ValueError(
+        f"The genes of {where} do not match the {len(saved)} genes the model was trained on "
+        f"({len(missing)} missing, {len(current)} given, order may differ). Subset and order "
+        "it first: `adata = adata[:, saved_genes].copy()`."
+    )
+
+
+def _plain(value):
+    """A value that AnnData can write to ``.uns``."""
+    return value if isinstance(value, int | float | str | bool) else str(value)
+
+
+warnings.filterwarnings("ignore", message=".*does not have many workers.*")

@@ -1,0 +1,255 @@
+"""CplMixVAE: A coupled mixture VAE arms computed as one batched pass (paper Eq. 3 and 7)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from scvi import REGISTRY_KEYS
+from scvi.distributions import NegativeBinomial, ZeroInflatedNegativeBinomial
+from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
+from torch import nn
+from torch.distributions import Normal, kl_divergence
+
+from cplmixvi.augment import Augmenter, Identity
+from cplmixvi.nn import ArmLinear, ArmMLP, perturbed_aitchison_sq
+
+Likelihood = Literal["nb", "zinb", "normal", "bernoulli"]
+COUNT_LIKELIHOODS = ("nb", "zinb")
+
+
+class CplMixVAE(BaseModuleClass):
+    """Coupled mixture variational autoencoder with ``n_arms`` arms.
+
+    Each arm has an encoder ``h = f(x)``, a categorical head ``q(c|x) = softmax(W h)``, a
+    Gumbel-softmax relaxed type sample (argmax at inference), a state posterior
+    ``q(s|x, c)`` conditioned on that sample, a type-dependent prior ``p(s|c)`` and a decoder
+    ``p(x|s, c)``. All arms are computed as one batched pass over a leading arm dimension.
+
+    Parameters
+    ----------
+    n_input
+        Number of features (genes or pixels).
+    n_types
+        Number of categories ``K``.
+    n_state
+        Dimensions of the continuous state ``s``.
+    n_arms
+        Number of arms ``A`` (1 is the single-VAE baseline without coupling).
+    n_batch
+        Number of batches (0 or 1 for none); injected into encoder and decoder.
+    n_hidden
+        Width of hidden layers.
+    n_layers
+        Hidden layers of the encoder and of the decoder.
+    dropout_rate
+        Dropout in the encoder.
+    gene_likelihood
+        ``"nb"``, ``"zinb"`` (raw counts with library size), ``"normal"`` (e.g. log-normalised
+        expression, the paper's choice) or ``"bernoulli"`` (pixels in ``[0, 1]``).
+    state_prior
+        ``"type"`` learns ``p(s|c) = N(m_c, v_c)``; ``"normal"`` uses ``N(0, I)`` for every type.
+    coupling_weight
+        ``lambda`` of Eq. 7.
+    entropy_weight
+        Weight of the entropy ``H(c|x)`` (1 in Eq. 7; 0 drops the confidence penalty).
+    coupling_on
+        Couple the arms through the posterior probabilities ``q(c|x)`` (``"probs"``, as the
+        reference code does; deterministic) or through the relaxed samples ``c~``
+        (``"sample"``, a literal reading of Eq. 7; noisier).
+    augmenter
+        Produces each arm's copy of a training minibatch; not applied at inference.
+    min_prob, min_sigma
+        Bounds of the coupling distance (see :func:`cplmixvi.nn.perturbed_aitchison_sq`).
+    """
+
+    def __init__(
+        self,
+        n_input: int,
+        n_types: int,
+        n_state: int = 2,
+        n_arms: int = 2,
+        n_batch: int = 0,
+        n_hidden: int = 128,
+        n_layers: int = 2,
+        dropout_rate: float = 0.1,
+        gene_likelihood: Likelihood = "nb",
+        state_prior: Literal["type", "normal"] = "type",
+        coupling_weight: float = 1.0,
+        entropy_weight: float = 1.0,
+        coupling_on: Literal["sample", "probs"] = "probs",
+        augmenter: Augmenter | None = None,
+        min_prob: float = 1e-2,
+        min_sigma: float = 1e-2,
+    ):
+        super().__init__()
+        self.n_types, self.n_state, self.n_arms = n_types, n_state, n_arms
+        self.gene_likelihood = gene_likelihood
+        self.state_prior = state_prior
+        self.coupling_weight = coupling_weight
+        self.coupling_on = coupling_on
+        self.entropy_weight = entropy_weight
+        self.augmenter = augmenter if augmenter is not None else Identity()
+        self.min_prob, self.min_sigma = min_prob, min_sigma
+        self.register_buffer("temperature", torch.tensor(1.0))
+        n_cat = n_batch if n_batch > 1 else 0
+
+        self.encoder = ArmMLP(n_arms, n_input, n_hidden, n_layers, n_cat, dropout_rate)
+        self.type_head = ArmLinear(n_arms, n_hidden, n_types)
+        self.state_head = ArmLinear(n_arms, n_hidden + n_types, 2 * n_state)
+        self.decoder = ArmMLP(n_arms, n_state + n_types, n_hidden, n_layers, n_cat, 0.0)
+        self.output_head = ArmLinear(n_arms, n_hidden, n_input)
+        if gene_likelihood == "zinb":
+            self.dropout_head = ArmLinear(n_arms, n_hidden, n_input)
+        # per-arm, per-feature dispersion (NB/ZINB) or log standard deviation (normal)
+        self.feature_param = nn.Parameter(torch.zeros(n_arms, 1, n_input))
+        self.prior_mean = nn.Parameter(torch.randn(n_arms, n_types, n_state) * 0.1)
+        self.prior_logvar = nn.Parameter(torch.zeros(n_arms, n_types, n_state))
+        if state_prior == "normal":
+            self.prior_mean.requires_grad_(False).zero_()
+            self.prior_logvar.requires_grad_(False)
+
+    # ----- scvi-tools plumbing -------------------------------------------------------------
+    def _get_inference_input(self, tensors: dict[str, torch.Tensor], **kwargs) -> dict:
+        return {"x": tensors[REGISTRY_KEYS.X_KEY], "batch_index": self._batch(tensors)}
+
+    def _get_generative_input(self, tensors, inference_outputs, **kwargs) -> dict:
+        return {
+            "s": inference_outputs["s"],
+            "c": inference_outputs["c"],
+            "library": inference_outputs["library"],
+            "batch_index": self._batch(tensors),
+        }
+
+    @staticmethod
+    def _batch(tensors: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        return tensors.get(REGISTRY_KEYS.BATCH_KEY)
+
+    # ----- the model ----------------------------------------------------------------------
+    @auto_move_data
+    def inference(
+        self,
+        x: torch.Tensor,
+        batch_index: torch.Tensor | None = None,
+        deterministic: bool = False,
+    ) -> dict[str, torch.Tensor]:
+        """Encode each arm's copy of ``x`` into ``q(c|x)``, a type sample and ``q(s|x, c)``.
+
+        During training every arm sees its own augmented copy and the type is a Gumbel-softmax
+        sample at the current temperature; otherwise all arms see ``x`` and the type is the
+        one-hot argmax. ``deterministic`` returns the state mean instead of a sample.
+        """
+        xa = self.augmenter(x, self.n_arms) if self.training else x.expand(self.n_arms, *x.shape)
+        counts = self.gene_likelihood in COUNT_LIKELIHOODS
+        h = self.encoder(torch.log1p(xa) if counts else xa, batch_index)
+        logits = self.type_head(h)
+        log_probs = torch.log_softmax(logits, dim=-1)
+        if self.training:
+            c = F.gumbel_softmax(logits, tau=float(self.temperature), hard=False)
+        else:
+            c = F.one_hot(logits.argmax(-1), self.n_types).to(logits.dtype)
+        state = self.state_head(torch.cat([h, c], dim=-1))
+        qs_mean, qs_logvar = state.chunk(2, dim=-1)
+        qs = Normal(qs_mean, torch.exp(0.5 * qs_logvar.clamp(-15.0, 15.0)) + 1e-4)
+        s = qs.loc if deterministic else qs.rsample()
+        return {
+            "x_aug": xa,
+            "log_probs": log_probs,
+            "c": c,
+            "qs_mean": qs.loc,
+            "qs_std": qs.scale,
+            "s": s,
+            "library": xa.sum(-1, keepdim=True) if counts else None,
+        }
+
+    @auto_move_data
+    def generative(
+        self,
+        s: torch.Tensor,
+        c: torch.Tensor,
+        library: torch.Tensor | None = None,
+        batch_index: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Decode ``(s, c)`` of every arm into the parameters of ``p(x|s, c)``."""
+        hidden = self.decoder(torch.cat([s, c], dim=-1), batch_index)
+        out = self.output_head(hidden)
+        gen = {"px_out": out}
+        if self.gene_likelihood in COUNT_LIKELIHOODS:
+            gen["px_mean"] = library * torch.softmax(out, dim=-1)
+            if self.gene_likelihood == "zinb":
+                gen["px_dropout"] = self.dropout_head(hidden)
+        return gen
+
+    def state_prior_params(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and standard deviation of ``p(s|c)`` for type vectors ``c`` of shape (A, B, K)."""
+        mean = torch.bmm(c, self.prior_mean)
+        std = torch.exp(0.5 * torch.bmm(c, self.prior_logvar))
+        return mean, std
+
+    def reconstruction_nll(self, x: torch.Tensor, gen: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Negative log-likelihood of each arm's copy, summed over features: shape (A, B)."""
+        lik = self.gene_likelihood
+        if lik == "nb":
+            dist = NegativeBinomial(mu=gen["px_mean"], theta=self.feature_param.exp())
+            return -dist.log_prob(x).sum(-1)
+        if lik == "zinb":
+            dist = ZeroInflatedNegativeBinomial(
+                mu=gen["px_mean"], theta=self.feature_param.exp(), zi_logits=gen["px_dropout"]
+            )
+            return -dist.log_prob(x).sum(-1)
+        if lik == "normal":
+            return -Normal(gen["px_out"], self.feature_param.exp()).log_prob(x).sum(-1)
+        return F.binary_cross_entropy_with_logits(
+            gen["px_out"], x.expand_as(gen["px_out"]), reduction="none"
+        ).sum(-1)
+
+    def loss(
+        self,
+        tensors: dict[str, torch.Tensor],
+        inference_outputs: dict[str, torch.Tensor],
+        generative_outputs: dict[str, torch.Tensor],
+        kl_weight: float = 1.0,
+    ) -> LossOutput:
+        """The negative of Eq. 7, averaged over the cells of the minibatch.
+
+        ``sum_a w (rec_a + kl_weight * KL_s,a - H_a) + lambda * sum_{a<b} d_sigma^2(c_a, c_b)``
+        with ``w = A - 1`` (``w = 1`` for a single arm, where the objective is the ELBO of one
+        mixture VAE with a uniform type prior).
+        """
+        inf = inference_outputs
+        rec = self.reconstruction_nll(inf["x_aug"], generative_outputs)
+        prior_mean, prior_std = self.state_prior_params(inf["c"])
+        kl_state = kl_divergence(
+            Normal(inf["qs_mean"], inf["qs_std"]), Normal(prior_mean, prior_std)
+        ).sum(-1)
+        probs = inf["log_probs"].exp()
+        entropy = -(probs * inf["log_probs"]).sum(-1)
+        coupled = inf["c"] if self.coupling_on == "sample" else probs
+        coupling = perturbed_aitchison_sq(coupled, self.min_prob, self.min_sigma)
+        weight = max(self.n_arms - 1, 1)
+        per_cell = weight * (rec + kl_weight * kl_state - self.entropy_weight * entropy).sum(0)
+        if self.n_arms > 1:
+            per_cell = per_cell + self.coupling_weight * coupling.sum(0)
+        return LossOutput(
+            loss=per_cell.mean(),
+            reconstruction_loss=rec.mean(0),
+            kl_local={"kl_state": kl_state.mean(0)},
+            extra_metrics=self._loss_metrics(rec, kl_state, entropy, coupling, inf["log_probs"]),
+        )
+
+    def _loss_metrics(self, rec, kl_state, entropy, coupling, log_probs) -> dict:
+        """Per-arm means of every term of the loss, for the training history."""
+        types = log_probs.argmax(-1)
+        first, second = torch.triu_indices(self.n_arms, self.n_arms, 1, device=types.device)
+        agreement = (types[first] == types[second]).float().mean() if self.n_arms > 1 else 1.0
+        metrics = {
+            "reconstruction": rec.mean().detach(),
+            "kl_state": kl_state.mean().detach(),
+            "type_entropy": entropy.mean().detach(),
+            "arm_agreement": torch.as_tensor(agreement).detach(),
+            "temperature": self.temperature.detach().clone(),
+        }
+        if coupling.numel() > 0:
+            metrics["coupling"] = coupling.mean().detach()
+        return metrics

@@ -1,0 +1,58 @@
+"""Training plan: scvi-tools' ``TrainingPlan`` plus the Gumbel-softmax temperature schedule."""
+
+from __future__ import annotations
+
+import math
+
+from scvi.train import TrainingPlan
+
+
+def annealed_temperature(epoch: int, n_epochs: int, start: float, end: float) -> float:
+    """Exponential decay from ``start`` (first epoch) to ``end`` (last epoch)."""
+    if n_epochs <= 1 or start == end:
+        return end if n_epochs <= 1 else start
+    frac = min(epoch / (n_epochs - 1), 1.0)
+    return start * math.exp(frac * math.log(end / start))
+
+
+class CplMixTrainingPlan(TrainingPlan):
+    """Train a :class:`~cplmixvi.module.CplMixVAE` with an annealed type temperature.
+
+    Parameters
+    ----------
+    module
+        The module to train.
+    temperature_start, temperature_end
+        Gumbel-softmax temperature at the first and the last epoch (exponential decay).
+    **kwargs
+        Passed to :class:`scvi.train.TrainingPlan` (``lr``, ``weight_decay``,
+        ``n_epochs_kl_warmup``, ``reduce_lr_on_plateau``, ...).
+    """
+
+    def __init__(
+        self,
+        module,
+        *,
+        temperature_start: float = 1.0,
+        temperature_end: float = 0.5,
+        n_epochs_kl_warmup: int | None = None,
+        **kwargs,
+    ):
+        if not 0 < temperature_end <= temperature_start:
+            raise ValueError(
+                "Need 0 < temperature_end <= temperature_start, got "
+                f"{temperature_end} and {temperature_start}."
+            )
+        super().__init__(module, n_epochs_kl_warmup=n_epochs_kl_warmup, **kwargs)
+        self.temperature_start = temperature_start
+        self.temperature_end = temperature_end
+
+    def on_train_epoch_start(self) -> None:
+        """Set the module's temperature for this epoch."""
+        tau = annealed_temperature(
+            self.current_epoch,
+            self.trainer.max_epochs,
+            self.temperature_start,
+            self.temperature_end,
+        )
+        self.module.temperature.fill_(tau)
