@@ -421,11 +421,6 @@ def test_mudata_batch_key_in_modality(make_adata):
     assert model.module.encoder.linears[0].cat_weight is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: _check_saved_genes returns early when the saved var_names is a dict "
-    "(always the case for MuData), so a MuData with other genes loads silently",
-)
 def test_mudata_load_rejects_other_genes(mudata_trained, make_adata):
     import mudata
 
@@ -439,13 +434,6 @@ def test_mudata_load_rejects_other_genes(mudata_trained, make_adata):
 # ----- known failure modes --------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="src bug: train(train_size=0.9) leaves a last training minibatch of 1 cell when "
-    "ceil(0.9 n) % batch_size == 1 and BatchNorm fails; scvi only avoids this with "
-    "train_size=None",
-)
 def test_last_minibatch_of_one_cell(make_adata):
     adata = make_adata(n_cells=1138, n_genes=10)  # ceil(0.9 * 1138) = 1025 = 4 * 256 + 1
     CplMixVI.setup_anndata(adata, layer="counts")

@@ -122,11 +122,6 @@ def test_check_input_values_names_the_data():
     check_input_values(x, "normal", "adata.X")  # fine for a continuous likelihood
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: CplMixVI._data_description reads 'layer' from the state registry, which "
-    "has no such key, so messages always say 'adata.X' even for setup_anndata(layer='counts')",
-)
 def test_error_message_names_the_layer(adata):
     adata.layers["counts"] = adata.layers["counts"] + 0.25
     _setup(adata, layer="counts")
