@@ -280,7 +280,7 @@ def _train_and_write(job: _Job, source: str) -> int:
 
     job.out.mkdir(parents=True, exist_ok=True)
     png = job.out / job.umap_png
-    _plot_umap(adata, png, job.labels_key, job.seed)
+    _save_umap(adata, png, job.labels_key, job.seed)
     h5ad = job.out / job.h5ad
     adata.write_h5ad(h5ad)
     model_dir = job.out / "model"
@@ -322,65 +322,13 @@ def _n_found(adata, n_types: int) -> str:
     return f"{adata.obs['cplmixvi_type'].nunique()} of {n_types}"
 
 
-def _plot_umap(adata, path: Path, labels_key: str | None, seed: int) -> None:
-    """UMAP of the fused type probabilities, coloured by inferred type (and reference)."""
-    import numpy as np
-    import pandas as pd
-    import scanpy as sc
-    from matplotlib.figure import Figure
+def _save_umap(adata, path: Path, labels_key: str | None, seed: int) -> None:
+    from cplmixvi.pl import types_umap
 
-    # The type probabilities separate the types; the arms' states spread each type out.
-    rep = np.concatenate(
-        [adata.obsm["cplmixvi_type_probs"], 0.1 * _scaled(adata.obsm["X_cplmixvi_state_arms"])],
-        axis=1,
-    )
-    adata.obsm["X_cplmixvi_umap_input"] = rep.astype(np.float32)
-    sc.pp.neighbors(adata, use_rep="X_cplmixvi_umap_input", n_neighbors=15, random_state=seed)
-    sc.tl.umap(adata, random_state=seed)
-    del adata.obsm["X_cplmixvi_umap_input"]
-    keys = ["cplmixvi_type"] + ([labels_key] if labels_key is not None else [])
-    fig = Figure(figsize=(6.5 * len(keys), 5))  # no pyplot: no global state, no backend switch
-    axes = fig.subplots(1, len(keys), squeeze=False)
-    title = "CplMixVI type"
-    if labels_key is not None:
-        labels = adata.obs[labels_key]
-        if not isinstance(labels.dtype, pd.CategoricalDtype):  # numeric codes: plot as categories
-            adata.obs[labels_key] = pd.Categorical(labels.astype(str))
-        # Reference first, so that its colours exist; each type takes its matched label's colour.
-        sc.pl.umap(adata, color=labels_key, ax=axes[0, 1], show=False, frameon=False)
-        _match_colors(adata, labels_key)
-        title += f"\n(coloured as the matched {labels_key})"
-    sc.pl.umap(adata, color="cplmixvi_type", ax=axes[0, 0], show=False, frameon=False, title=title)
+    axes = types_umap(adata, labels_key=labels_key, seed=seed)
+    fig = axes[0].figure
     fig.tight_layout()
     fig.savefig(path, dpi=120, bbox_inches="tight")
-
-
-def _match_colors(adata, labels_key: str) -> None:
-    """Colour each inferred type like the reference label it is matched to (Hungarian)."""
-    from matplotlib.colors import to_hex
-
-    from cplmixvi.metrics import hungarian_mapping
-
-    reference = adata.obs[labels_key].astype("category")
-    palette = adata.uns.get(f"{labels_key}_colors")
-    if palette is None or len(palette) != len(reference.cat.categories):
-        return
-    ref_colors = dict(zip(reference.cat.categories.astype(str), palette, strict=True))
-    mapping = hungarian_mapping(reference.astype(str), adata.obs["cplmixvi_type"].astype(str))
-    spare = iter(["#7f7f7f", "#bcbd22", "#17becf", "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5"])
-    colors = []
-    for name in adata.obs["cplmixvi_type"].cat.categories:
-        matched = mapping.get(str(name))
-        color = ref_colors.get(matched) if matched is not None else None
-        colors.append(to_hex(color) if color is not None else next(spare, "#aaaaaa"))
-    adata.uns["cplmixvi_type_colors"] = colors
-
-
-def _scaled(values):
-    import numpy as np
-
-    values = np.asarray(values, dtype=np.float64)
-    return (values - values.mean(axis=0)) / (values.std(axis=0) + 1e-8)
 
 
 def _is_anndata(obj) -> bool:

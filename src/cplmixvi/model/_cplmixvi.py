@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import warnings
 from collections.abc import Sequence
 from typing import Literal
 
@@ -20,7 +18,13 @@ from scvi.train import TrainRunner
 from scvi.utils import setup_anndata_dsp
 
 from cplmixvi.augment import Augmenter, get_augmenter
-from cplmixvi.model._validation import check_input_values
+from cplmixvi.model._results import assignments, fuse
+from cplmixvi.model._validation import (
+    check_choice,
+    check_input_values,
+    check_keys,
+    check_saved_genes,
+)
 from cplmixvi.module import CplMixVAE
 from cplmixvi.train import CplMixTrainingPlan
 
@@ -96,9 +100,9 @@ class CplMixVI(BaseModelClass):
         augmentation: str | Augmenter | None = "auto",
     ):
         super().__init__(adata)
-        _check_choice("gene_likelihood", gene_likelihood, ("nb", "zinb", "normal", "bernoulli"))
-        _check_choice("state_prior", state_prior, ("type", "normal"))
-        _check_choice("coupling_on", coupling_on, ("sample", "probs"))
+        check_choice("gene_likelihood", gene_likelihood, ("nb", "zinb", "normal", "bernoulli"))
+        check_choice("state_prior", state_prior, ("type", "normal"))
+        check_choice("coupling_on", coupling_on, ("sample", "probs"))
         self._check_sizes(n_types, n_state, n_arms)
         check_input_values(
             self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY),
@@ -148,7 +152,7 @@ class CplMixVI(BaseModelClass):
         %(param_layer)s
         %(param_batch_key)s
         """
-        _check_keys(adata, layer, batch_key)
+        check_keys(adata, layer, batch_key)
         setup_method_args = cls._get_setup_method_args(**locals())
         anndata_fields = [
             fields.LayerField(REGISTRY_KEYS.X_KEY, layer, is_count_data=False),
@@ -188,7 +192,7 @@ class CplMixVI(BaseModelClass):
                 f"Modality {rna_mod!r} is not in the MuData (it has {list(mdata.mod)}); pass "
                 "modalities={'rna_layer': <name of the expression modality>}."
             )
-        _check_keys(mdata.mod[rna_mod], rna_layer, None)
+        check_keys(mdata.mod[rna_mod], rna_layer, None)
         setup_method_args = cls._get_setup_method_args(**locals())
         mudata_fields = [
             fields.MuDataLayerField(
@@ -319,7 +323,7 @@ class CplMixVI(BaseModelClass):
         log_probs, _ = self._encode(adata, indices, batch_size)
         if per_arm:
             return np.exp(log_probs)
-        return _fuse(log_probs)
+        return fuse(log_probs)
 
     def get_type_assignments(
         self,
@@ -336,7 +340,7 @@ class CplMixVI(BaseModelClass):
         ``arm_agreement`` (fraction of arms whose own argmax is that type).
         """
         log_probs, _ = self._encode(adata, indices, batch_size)
-        return _assignments(log_probs, self._obs_names(adata, indices))
+        return assignments(log_probs, self._obs_names(adata, indices))
 
     def get_latent_representation(
         self,
@@ -373,7 +377,7 @@ class CplMixVI(BaseModelClass):
         """
         adata = self.adata if adata is None else adata
         log_probs, states = self._encode(adata, None, batch_size)
-        table = _assignments(log_probs, adata.obs_names)
+        table = assignments(log_probs, adata.obs_names)
         n_types = self.module.n_types
         labels = table["type"].astype(str)
         adata.obs[f"{key_prefix}_type"] = pd.Categorical(
@@ -381,7 +385,7 @@ class CplMixVI(BaseModelClass):
         )
         adata.obs[f"{key_prefix}_confidence"] = table["confidence"].to_numpy()
         adata.obs[f"{key_prefix}_arm_agreement"] = table["arm_agreement"].to_numpy()
-        adata.obsm[f"{key_prefix}_type_probs"] = _fuse(log_probs)
+        adata.obsm[f"{key_prefix}_type_probs"] = fuse(log_probs)
         adata.obsm[f"X_{key_prefix}_state"] = states[0]
         adata.obsm[f"X_{key_prefix}_state_arms"] = np.concatenate(states, axis=1)
         adata.uns[key_prefix] = {
@@ -394,7 +398,7 @@ class CplMixVI(BaseModelClass):
     def load(cls, dir_path: str, adata: AnnData | None = None, prefix: str | None = None, **kw):
         """Load a saved model; raises ``ValueError`` if ``adata``'s genes differ from training."""
         if adata is not None:
-            _check_saved_genes(dir_path, adata, prefix)
+            check_saved_genes(dir_path, adata, prefix)
         return super().load(dir_path, adata=adata, prefix=prefix, **kw)
 
     # ----- helpers ------------------------------------------------------------------------
@@ -425,68 +429,6 @@ class CplMixVI(BaseModelClass):
         return names if indices is None else names[np.asarray(indices)]
 
 
-def _fuse(log_probs: np.ndarray) -> np.ndarray:
-    """Normalised geometric mean of the arms' posteriors: softmax of the mean log-probability."""
-    mean = log_probs.mean(axis=0)
-    mean = mean - mean.max(axis=1, keepdims=True)
-    probs = np.exp(mean)
-    return probs / probs.sum(axis=1, keepdims=True)
-
-
-def _assignments(log_probs: np.ndarray, obs_names: pd.Index) -> pd.DataFrame:
-    fused = _fuse(log_probs).argmax(axis=1)
-    rows = np.arange(len(fused))
-    arm_probs = np.exp(log_probs[:, rows, fused])
-    agree = (log_probs.argmax(axis=2) == fused[None]).mean(axis=0)
-    return pd.DataFrame(
-        {"type": fused, "confidence": arm_probs.mean(axis=0), "arm_agreement": agree},
-        index=obs_names,
-    )
-
-
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}.")
-
-
-def _check_keys(adata: AnnData, layer: str | None, batch_key: str | None) -> None:
-    if layer is not None and layer not in adata.layers:
-        raise KeyError(
-            f"Layer {layer!r} is not in adata.layers (available: {list(adata.layers)}); "
-            "pass layer=None to use adata.X."
-        )
-    if batch_key is not None and batch_key not in adata.obs:
-        raise KeyError(f"batch_key {batch_key!r} is not a column of adata.obs.")
-
-
-def _check_saved_genes(dir_path: str, adata: AnnData, prefix: str | None) -> None:
-    path = os.path.join(dir_path, f"{prefix or ''}model.pt")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"No saved model at {path}; save one with model.save(dir_path).")
-    saved = torch.load(path, map_location="cpu", weights_only=False).get("var_names")
-    if saved is None:
-        return
-    if isinstance(saved, dict):  # MuData: one gene list per modality
-        for mod, genes in saved.items():
-            _compare_genes(genes, adata.mod[mod].var_names, f"mdata.mod[{mod!r}]")
-    else:
-        _compare_genes(saved, adata.var_names, "adata")
-
-
-def _compare_genes(saved, current: pd.Index, where: str) -> None:
-    if np.array_equal(np.asarray(saved, dtype=str), current.to_numpy(str)):
-        return
-    missing = pd.Index(saved).difference(current)
-    raise ValueError(
-        f"The genes of {where} do not match the {len(saved)} genes the model was trained on "
-        f"({len(missing)} missing, {len(current)} given, order may differ). Subset and order "
-        "it first: `adata = adata[:, saved_genes].copy()`."
-    )
-
-
 def _plain(value):
     """A value that AnnData can write to ``.uns``."""
     return value if isinstance(value, int | float | str | bool) else str(value)
-
-
-warnings.filterwarnings("ignore", message=".*does not have many workers.*")

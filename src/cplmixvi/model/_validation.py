@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
+import pandas as pd
+import torch
+from anndata import AnnData
 from scipy import sparse
 
 _CHUNK = 8192
@@ -62,3 +67,43 @@ def _check_counts(values: np.ndarray, likelihood: str, where: str) -> None:
             "counts. Point `layer` at the raw counts (e.g. setup_anndata(adata, layer='counts')), "
             "or use gene_likelihood='normal' for log-normalised data."
         )
+
+
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}.")
+
+
+def check_keys(adata: AnnData, layer: str | None, batch_key: str | None) -> None:
+    if layer is not None and layer not in adata.layers:
+        raise KeyError(
+            f"Layer {layer!r} is not in adata.layers (available: {list(adata.layers)}); "
+            "pass layer=None to use adata.X."
+        )
+    if batch_key is not None and batch_key not in adata.obs:
+        raise KeyError(f"batch_key {batch_key!r} is not a column of adata.obs.")
+
+
+def check_saved_genes(dir_path: str, adata: AnnData, prefix: str | None) -> None:
+    path = os.path.join(dir_path, f"{prefix or ''}model.pt")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No saved model at {path}; save one with model.save(dir_path).")
+    saved = torch.load(path, map_location="cpu", weights_only=False).get("var_names")
+    if saved is None:
+        return
+    if isinstance(saved, dict):  # MuData: one gene list per modality
+        for mod, genes in saved.items():
+            _compare_genes(genes, adata.mod[mod].var_names, f"mdata.mod[{mod!r}]")
+    else:
+        _compare_genes(saved, adata.var_names, "adata")
+
+
+def _compare_genes(saved, current: pd.Index, where: str) -> None:
+    if np.array_equal(np.asarray(saved, dtype=str), current.to_numpy(str)):
+        return
+    missing = pd.Index(saved).difference(current)
+    raise ValueError(
+        f"The genes of {where} do not match the {len(saved)} genes the model was trained on "
+        f"({len(missing)} missing, {len(current)} given, order may differ). Subset and order "
+        "it first: `adata = adata[:, saved_genes].copy()`."
+    )

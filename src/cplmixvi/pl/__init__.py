@@ -1,0 +1,5 @@
+"""Plots: take AnnData first, return matplotlib Axes."""
+
+from ._umap import types_umap
+
+__all__ = ["types_umap"]
