@@ -37,6 +37,7 @@ class _Job:
     stem: str
     n_types: int
     likelihood: str
+    coupling_on: str = "probs"
     n_arms: int = 2
     n_state: int = 2
     epochs: int | None = None
@@ -127,6 +128,12 @@ def _parser() -> argparse.ArgumentParser:
         help="nb/zinb for raw counts, normal for log-normalised data [%(default)s]",
     )
     fit.add_argument(
+        "--coupling-on",
+        choices=("probs", "sample"),
+        default="probs",
+        help="couple the arms' type probabilities or their Gumbel samples [%(default)s]",
+    )
+    fit.add_argument(
         "--n-arms", metavar="A", type=_positive, default=2, help="coupled arms [%(default)s]"
     )
     fit.add_argument(
@@ -186,6 +193,9 @@ def _run_demo(args: argparse.Namespace) -> int:
         stem="demo",
         n_types=10,
         likelihood="normal",
+        # on this log-normalised data, coupling the Gumbel samples scored ARI 0.56 / 0.46 (seeds
+        # 0 / 1) against 0.37 / 0.38 for the probabilities
+        coupling_on="sample",
         n_arms=args.n_arms,
         epochs=args.epochs,
         seed=args.seed,
@@ -218,6 +228,7 @@ def _run_fit(args: argparse.Namespace) -> int:
         stem=path.stem,
         n_types=args.n_types,
         likelihood=args.likelihood,
+        coupling_on=args.coupling_on,
         n_arms=args.n_arms,
         n_state=args.n_state,
         epochs=args.epochs,
@@ -262,6 +273,7 @@ def _train_and_write(job: _Job, source: str) -> int:
         n_state=job.n_state,
         n_arms=job.n_arms,
         gene_likelihood=job.likelihood,
+        coupling_on=job.coupling_on,
     )
     print(
         f"cplmixvi: {source}: {adata.n_obs} cells x {adata.n_vars} genes, {job.n_types} types, "

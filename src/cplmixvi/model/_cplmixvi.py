@@ -65,6 +65,9 @@ class CplMixVI(BaseModelClass):
     coupling_on
         ``"probs"`` couples the posterior probabilities ``q(c|x)`` (as the reference code does),
         ``"sample"`` the Gumbel-softmax samples (a literal reading of Eq. 7; noisier).
+    coupling_min_prob
+        Floor on ``c`` inside the log of the coupling distance, which keeps it finite; by default
+        1e-2 for ``"probs"`` and 1e-6 for ``"sample"``.
     augmentation
         How each arm's copy of a training cell is made: ``"auto"`` (binomial thinning of counts,
         gene dropout for continuous data, none for one arm), ``"thinning"``, ``"dropout"``,
@@ -97,6 +100,7 @@ class CplMixVI(BaseModelClass):
         state_prior: Literal["type", "normal"] = "type",
         coupling_weight: float = 1.0,
         coupling_on: Literal["sample", "probs"] = "probs",
+        coupling_min_prob: float | None = None,
         augmentation: str | Augmenter | None = "auto",
     ):
         super().__init__(adata)
@@ -125,6 +129,7 @@ class CplMixVI(BaseModelClass):
             coupling_weight=coupling_weight,
             coupling_on=coupling_on,
             augmenter=augmenter,
+            min_prob=coupling_min_prob,
         )
         self._model_summary_string = (
             f"CplMixVI model with {n_arms} arm(s), {n_types} types, {n_state} state dimensions, "

@@ -61,7 +61,9 @@ class CplMixVAE(BaseModuleClass):
     augmenter
         Produces each arm's copy of a training minibatch; not applied at inference.
     min_prob, min_sigma
-        Bounds of the coupling distance (see :func:`cplmixvi.nn.perturbed_aitchison_sq`).
+        Bounds of the coupling distance (see :func:`cplmixvi.nn.perturbed_aitchison_sq`);
+        ``min_prob`` defaults to 1e-2 for ``"probs"`` and 1e-6 for ``"sample"`` (relaxed samples
+        reach tiny values, and a higher floor would hide the arms' disagreement).
     """
 
     def __init__(
@@ -80,7 +82,7 @@ class CplMixVAE(BaseModuleClass):
         entropy_weight: float = 1.0,
         coupling_on: Literal["sample", "probs"] = "probs",
         augmenter: Augmenter | None = None,
-        min_prob: float = 1e-2,
+        min_prob: float | None = None,
         min_sigma: float = 1e-2,
     ):
         super().__init__()
@@ -91,6 +93,8 @@ class CplMixVAE(BaseModuleClass):
         self.coupling_on = coupling_on
         self.entropy_weight = entropy_weight
         self.augmenter = augmenter if augmenter is not None else Identity()
+        if min_prob is None:
+            min_prob = 1e-2 if coupling_on == "probs" else 1e-6
         self.min_prob, self.min_sigma = min_prob, min_sigma
         self.register_buffer("temperature", torch.tensor(1.0))
         n_cat = n_batch if n_batch > 1 else 0
@@ -102,8 +106,10 @@ class CplMixVAE(BaseModuleClass):
         self.output_head = ArmLinear(n_arms, n_hidden, n_input)
         if gene_likelihood == "zinb":
             self.dropout_head = ArmLinear(n_arms, n_hidden, n_input)
-        # per-arm, per-feature dispersion (NB/ZINB) or log standard deviation (normal)
-        self.feature_param = nn.Parameter(torch.zeros(n_arms, 1, n_input))
+        # per-arm, per-feature log dispersion (NB/ZINB) or log standard deviation (normal)
+        self.feature_param = nn.Parameter(
+            torch.zeros(n_arms, 1, n_input), requires_grad=gene_likelihood != "bernoulli"
+        )
         self.prior_mean = nn.Parameter(torch.randn(n_arms, n_types, n_state) * 0.1)
         self.prior_logvar = nn.Parameter(torch.zeros(n_arms, n_types, n_state))
         if state_prior == "normal":
