@@ -440,3 +440,16 @@ def test_last_minibatch_of_one_cell(make_adata):
     model = CplMixVI(adata, n_types=N_TYPES, n_arms=2, **SMALL, **EXPLICIT)
     model.train(max_epochs=1, batch_size=256, **TRAIN)
     assert model.is_trained
+
+
+def test_early_stopping_stops_on_validation_elbo(make_adata):
+    adata = make_adata(n_cells=300, n_genes=20)
+    scvi.settings.seed = 0
+    CplMixVI.setup_anndata(adata, layer="counts")
+    model = CplMixVI(adata, n_types=N_TYPES, n_arms=2, **SMALL, **EXPLICIT)
+    # with a learning rate of 0 only noise moves elbo_validation, so training stops early
+    model.train(max_epochs=50, lr=0.0, early_stopping=True, early_stopping_patience=2, **TRAIN)
+    elbo = model.history["elbo_validation"].iloc[:, 0].to_numpy()
+    assert len(elbo) < 50
+    # it stopped because the last `patience` epochs did not improve on the best before them
+    assert elbo[-2:].min() >= elbo[:-2].min()
