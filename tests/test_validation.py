@@ -222,3 +222,14 @@ def test_binary_values_with_bernoulli(adata):
     adata.X[np.asarray(adata.X.sum(1)).ravel() == 0, 0] = 1.0
     _setup(adata)
     _model(adata, gene_likelihood="bernoulli")
+
+
+def test_new_data_is_checked_before_inference(make_adata):
+    adata = make_adata(n_cells=100, n_genes=10)
+    CplMixVI.setup_anndata(adata, layer="counts")
+    model = CplMixVI(adata, n_types=3, n_hidden=8, n_layers=1)
+    model.train(max_epochs=1, accelerator="cpu", enable_progress_bar=False)
+    other = adata.copy()
+    other.layers["counts"][0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        model.get_type_assignments(other)

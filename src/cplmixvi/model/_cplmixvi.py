@@ -299,7 +299,11 @@ class CplMixVI(BaseModelClass):
     ) -> tuple[np.ndarray, np.ndarray]:
         """Per-arm log q(c|x) ``(A, n, K)`` and state means ``(A, n, D)`` for every cell."""
         self._check_if_trained(warn=False)
+        new_data = adata is not None and adata is not self.adata
         adata = self._validate_anndata(adata)
+        if new_data:
+            matrix = self.get_anndata_manager(adata).get_from_registry(REGISTRY_KEYS.X_KEY)
+            check_input_values(matrix, self.module.gene_likelihood, "the given data")
         loader = self._make_data_loader(adata=adata, indices=indices, batch_size=batch_size)
         log_probs, states = [], []
         for tensors in loader:
