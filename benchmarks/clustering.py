@@ -8,6 +8,7 @@ Usage::
 
     python benchmarks/clustering.py                      # all datasets, seeds 0 1 2
     python benchmarks/clustering.py --datasets mop_10x --seeds 0
+    python benchmarks/clustering.py --resume             # only the fits missing from the csv
 """
 
 from __future__ import annotations
@@ -128,14 +129,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the rows already in clustering.csv"
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     csv = args.out / "clustering.csv"
-    rows = []
+    rows = pd.read_csv(csv).to_dict("records") if args.resume and csv.exists() else []
+    done = {(row["dataset"], row["method"], row["seed"]) for row in rows}
     ctx = get_context("spawn")
     for seed in args.seeds:
         for name in args.datasets:
             for method in args.methods:
+                if (name, method, seed) in done:
+                    continue
                 with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
                     row = pool.submit(run_one, name, method, seed, args.threads).result()
                 rows.append(row)

@@ -70,15 +70,17 @@ def adata() -> AnnData:
     return make_counts_adata()
 
 
-def reference_dsigma_sq(probs, min_prob: float, min_sigma: float) -> np.ndarray:
+def reference_dsigma_sq(probs, min_prob: float, min_sigma: float, spread=None) -> np.ndarray:
     """Loop-by-loop ``d_sigma^2`` in float64, written from the formula of METHOD.md.
 
     ``sigma_ak = sqrt(var_cells(c_ak) + min_sigma^2)`` (minibatch variance over cells),
     ``d_sigma^2(c_a, c_b) = sum_k (log max(c_ak, min_prob) / sigma_ak
     - log max(c_bk, min_prob) / sigma_bk)^2`` for every pair ``a < b`` (row-major pair order).
+    ``spread`` (default ``probs``) is what the variances are taken of.
     Returns an array of shape ``(n_pairs, n_cells)``.
     """
     p = np.asarray(probs, dtype=np.float64)
+    v = p if spread is None else np.asarray(spread, dtype=np.float64)
     n_arms, n_cells, n_types = p.shape
     rows = []
     for a in range(n_arms):
@@ -87,8 +89,8 @@ def reference_dsigma_sq(probs, min_prob: float, min_sigma: float) -> np.ndarray:
             for i in range(n_cells):
                 total = 0.0
                 for k in range(n_types):
-                    sig_a = np.sqrt(np.var(p[a, :, k]) + min_sigma**2)
-                    sig_b = np.sqrt(np.var(p[b, :, k]) + min_sigma**2)
+                    sig_a = np.sqrt(np.var(v[a, :, k]) + min_sigma**2)
+                    sig_b = np.sqrt(np.var(v[b, :, k]) + min_sigma**2)
                     la = np.log(max(p[a, i, k], min_prob))
                     lb = np.log(max(p[b, i, k], min_prob))
                     total += (la / sig_a - lb / sig_b) ** 2

@@ -104,7 +104,12 @@ def _reference_loss(module, inf, gen, kl_weight, dsigma_reference):
     per_cell = weight * (rec + kl_weight * kl - entropy).sum(0)
     coupled = inf["c"] if module.coupling_on == "sample" else probs
     coupling = torch.as_tensor(
-        dsigma_reference(coupled.detach().numpy(), module.min_prob, module.min_sigma),
+        dsigma_reference(
+            coupled.detach().numpy(),
+            module.min_prob,
+            module.min_sigma,
+            spread=inf["log_probs"].exp().detach().numpy(),
+        ),
         dtype=per_cell.dtype,
     )
     if n_arms > 1:
@@ -197,8 +202,10 @@ def test_coupling_term_uses_samples_or_probs(coupling_on, dsigma_reference):
     module = _module("nb", n_arms=3, coupling_on=coupling_on)
     module.train()
     inf, _, out = _forward(module, _data("nb"))
-    coupled = inf["c"] if coupling_on == "sample" else inf["log_probs"].exp()
-    expected = dsigma_reference(coupled.detach().numpy(), MIN_PROB, MIN_SIGMA).mean()
+    probs = inf["log_probs"].exp().detach().numpy()
+    coupled = inf["c"].detach().numpy() if coupling_on == "sample" else probs
+    # sigma is the minibatch dispersion of q(c|x) either way
+    expected = dsigma_reference(coupled, MIN_PROB, MIN_SIGMA, spread=probs).mean()
     assert float(out.extra_metrics["coupling"]) == pytest.approx(expected, rel=1e-4)
 
 

@@ -33,6 +33,15 @@ def test_dsigma_matches_formula(n_arms, dsigma_reference):
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-10, atol=1e-10)
 
 
+def test_dsigma_sigma_from_given_probabilities(dsigma_reference):
+    samples = _random_simplex(2, 6, 4, seed=3)
+    probs = _random_simplex(2, 6, 4, seed=4)
+    out = perturbed_aitchison_sq(samples, probs, min_prob=MIN_PROB, min_sigma=MIN_SIGMA)
+    expected = dsigma_reference(samples.numpy(), MIN_PROB, MIN_SIGMA, spread=probs.numpy())
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-10, atol=1e-10)
+    assert not np.allclose(expected, dsigma_reference(samples.numpy(), MIN_PROB, MIN_SIGMA))
+
+
 def test_dsigma_pairs_are_in_triu_order(dsigma_reference):
     probs = _random_simplex(3, 5, 3, seed=1)
     out = perturbed_aitchison_sq(probs, min_prob=MIN_PROB, min_sigma=MIN_SIGMA)
@@ -114,8 +123,8 @@ def test_dsigma_penalises_low_dispersion_categories():
     collapsed = torch.cat(
         [base.mean(1, keepdim=True).expand(1, 32, 3), base[:, :1].expand(1, 32, 3)]
     )
-    d_spread = perturbed_aitchison_sq(spread, 1e-6, 1e-2).mean()
-    d_collapsed = perturbed_aitchison_sq(collapsed, 1e-6, 1e-2).mean()
+    d_spread = perturbed_aitchison_sq(spread, min_prob=1e-6, min_sigma=1e-2).mean()
+    d_collapsed = perturbed_aitchison_sq(collapsed, min_prob=1e-6, min_sigma=1e-2).mean()
     assert d_collapsed > d_spread
 
 

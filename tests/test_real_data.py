@@ -41,11 +41,11 @@ def test_two_arms_find_mop_types(mop):
     scvi.settings.seed = 0
     CplMixVI.setup_anndata(adata, layer="counts")
     model = CplMixVI(adata, n_types=n_types, n_arms=2)
-    model.train(max_epochs=25, accelerator="cpu", enable_progress_bar=False)
+    model.train(max_epochs=50, accelerator="cpu", enable_progress_bar=False)
     model.write_results(adata)
     scores = clustering_scores(adata.obs["cell_type"], adata.obs["cplmixvi_type"])
     print(scores)
-    # 44 types, the largest holds 31 % of these cells; measured ACC 0.50, ARI 0.40 (seed 0)
+    # 44 types, the largest holds 31 % of these cells; measured ACC 0.50, ARI 0.45 (seed 0)
     assert scores["acc"] > 0.40
     assert scores["ari"] > 0.30
     assert adata.obs["cplmixvi_arm_agreement"].mean() > 0.5

@@ -63,11 +63,11 @@ class CplMixVI(BaseModelClass):
     coupling_weight
         Weight ``lambda`` of the coupling distance (1 in the paper).
     coupling_on
-        ``"probs"`` couples the posterior probabilities ``q(c|x)`` (as the reference code does),
-        ``"sample"`` the Gumbel-softmax samples (a literal reading of Eq. 7; noisier).
+        ``"sample"`` couples the arms' Gumbel-softmax type samples (Eq. 7), ``"probs"`` their
+        posterior probabilities ``q(c|x)``; ``sigma`` is always the minibatch dispersion of
+        ``q(c|x)``.
     coupling_min_prob
-        Floor on ``c`` inside the log of the coupling distance, which keeps it finite; by default
-        1e-2 for ``"probs"`` and 1e-6 for ``"sample"``.
+        Floor on ``c`` inside the log of the coupling distance, which keeps it finite.
     augmentation
         How each arm's copy of a training cell is made: ``"auto"`` (binomial thinning of counts,
         gene dropout for continuous data, none for one arm), ``"thinning"``, ``"dropout"``,
@@ -99,8 +99,8 @@ class CplMixVI(BaseModelClass):
         gene_likelihood: Literal["nb", "zinb", "normal", "bernoulli"] = "nb",
         state_prior: Literal["type", "normal"] = "type",
         coupling_weight: float = 1.0,
-        coupling_on: Literal["sample", "probs"] = "probs",
-        coupling_min_prob: float | None = None,
+        coupling_on: Literal["sample", "probs"] = "sample",
+        coupling_min_prob: float = 1e-2,
         augmentation: str | Augmenter | None = "auto",
     ):
         super().__init__(adata)

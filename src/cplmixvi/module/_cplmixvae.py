@@ -55,15 +55,13 @@ class CplMixVAE(BaseModuleClass):
     entropy_weight
         Weight of the entropy ``H(c|x)`` (1 in Eq. 7; 0 drops the confidence penalty).
     coupling_on
-        Couple the arms through the posterior probabilities ``q(c|x)`` (``"probs"``, as the
-        reference code does; deterministic) or through the relaxed samples ``c~``
-        (``"sample"``, a literal reading of Eq. 7; noisier).
+        Couple the arms through their relaxed type samples ``c~`` (``"sample"``, Eq. 7) or
+        through their posterior probabilities ``q(c|x)`` (``"probs"``). Either way ``sigma`` is
+        the minibatch dispersion of ``q(c|x)``, as in the reference code.
     augmenter
         Produces each arm's copy of a training minibatch; not applied at inference.
     min_prob, min_sigma
-        Bounds of the coupling distance (see :func:`cplmixvi.nn.perturbed_aitchison_sq`);
-        ``min_prob`` defaults to 1e-2 for ``"probs"`` and 1e-6 for ``"sample"`` (relaxed samples
-        reach tiny values, and a higher floor would hide the arms' disagreement).
+        Bounds of the coupling distance (see :func:`cplmixvi.nn.perturbed_aitchison_sq`).
     """
 
     def __init__(
@@ -80,9 +78,9 @@ class CplMixVAE(BaseModuleClass):
         state_prior: Literal["type", "normal"] = "type",
         coupling_weight: float = 1.0,
         entropy_weight: float = 1.0,
-        coupling_on: Literal["sample", "probs"] = "probs",
+        coupling_on: Literal["sample", "probs"] = "sample",
         augmenter: Augmenter | None = None,
-        min_prob: float | None = None,
+        min_prob: float = 1e-2,
         min_sigma: float = 1e-2,
     ):
         super().__init__()
@@ -93,8 +91,6 @@ class CplMixVAE(BaseModuleClass):
         self.coupling_on = coupling_on
         self.entropy_weight = entropy_weight
         self.augmenter = augmenter if augmenter is not None else Identity()
-        if min_prob is None:
-            min_prob = 1e-2 if coupling_on == "probs" else 1e-6
         self.min_prob, self.min_sigma = min_prob, min_sigma
         self.register_buffer("temperature", torch.tensor(1.0))
         n_cat = n_batch if n_batch > 1 else 0
@@ -232,7 +228,7 @@ class CplMixVAE(BaseModuleClass):
         probs = inf["log_probs"].exp()
         entropy = -(probs * inf["log_probs"]).sum(-1)
         coupled = inf["c"] if self.coupling_on == "sample" else probs
-        coupling = perturbed_aitchison_sq(coupled, self.min_prob, self.min_sigma)
+        coupling = perturbed_aitchison_sq(coupled, probs, self.min_prob, self.min_sigma)
         weight = max(self.n_arms - 1, 1)
         per_cell = weight * (rec + kl_weight * kl_state - self.entropy_weight * entropy).sum(0)
         if self.n_arms > 1:
