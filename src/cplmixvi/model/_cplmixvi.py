@@ -64,8 +64,10 @@ class CplMixVI(BaseModelClass):
         Weight ``lambda`` of the coupling distance (1 in the paper).
     coupling_on
         ``"sample"`` couples the arms' Gumbel-softmax type samples (Eq. 7), ``"probs"`` their
-        posterior probabilities ``q(c|x)``; ``sigma`` is always the minibatch dispersion of
-        ``q(c|x)``.
+        posterior probabilities ``q(c|x)``.
+    coupling_sigma
+        ``"posterior"``: ``sigma`` is the minibatch dispersion of ``q(c|x)`` (reference code);
+        ``"coupled"``: of the coupled vectors themselves (literal reading of the paper).
     coupling_min_prob
         Floor on ``c`` inside the log of the coupling distance, which keeps it finite.
     augmentation
@@ -100,6 +102,7 @@ class CplMixVI(BaseModelClass):
         state_prior: Literal["type", "normal"] = "type",
         coupling_weight: float = 1.0,
         coupling_on: Literal["sample", "probs"] = "sample",
+        coupling_sigma: Literal["posterior", "coupled"] = "posterior",
         coupling_min_prob: float = 1e-2,
         augmentation: str | Augmenter | None = "auto",
     ):
@@ -107,6 +110,7 @@ class CplMixVI(BaseModelClass):
         check_choice("gene_likelihood", gene_likelihood, ("nb", "zinb", "normal", "bernoulli"))
         check_choice("state_prior", state_prior, ("type", "normal"))
         check_choice("coupling_on", coupling_on, ("sample", "probs"))
+        check_choice("coupling_sigma", coupling_sigma, ("posterior", "coupled"))
         self._check_sizes(n_types, n_state, n_arms)
         check_input_values(
             self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY),
@@ -128,6 +132,7 @@ class CplMixVI(BaseModelClass):
             state_prior=state_prior,
             coupling_weight=coupling_weight,
             coupling_on=coupling_on,
+            coupling_sigma=coupling_sigma,
             augmenter=augmenter,
             min_prob=coupling_min_prob,
         )

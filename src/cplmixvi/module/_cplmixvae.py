@@ -56,8 +56,11 @@ class CplMixVAE(BaseModuleClass):
         Weight of the entropy ``H(c|x)`` (1 in Eq. 7; 0 drops the confidence penalty).
     coupling_on
         Couple the arms through their relaxed type samples ``c~`` (``"sample"``, Eq. 7) or
-        through their posterior probabilities ``q(c|x)`` (``"probs"``). Either way ``sigma`` is
-        the minibatch dispersion of ``q(c|x)``, as in the reference code.
+        through their posterior probabilities ``q(c|x)`` (``"probs"``).
+    coupling_sigma
+        ``sigma`` of the coupling distance is the minibatch dispersion of the posterior
+        ``q(c|x)`` (``"posterior"``, as in the reference code) or of the coupled vectors
+        themselves (``"coupled"``, a literal reading of the paper).
     augmenter
         Produces each arm's copy of a training minibatch; not applied at inference.
     min_prob, min_sigma
@@ -79,6 +82,7 @@ class CplMixVAE(BaseModuleClass):
         coupling_weight: float = 1.0,
         entropy_weight: float = 1.0,
         coupling_on: Literal["sample", "probs"] = "sample",
+        coupling_sigma: Literal["posterior", "coupled"] = "posterior",
         augmenter: Augmenter | None = None,
         min_prob: float = 1e-2,
         min_sigma: float = 1e-2,
@@ -89,6 +93,7 @@ class CplMixVAE(BaseModuleClass):
         self.state_prior = state_prior
         self.coupling_weight = coupling_weight
         self.coupling_on = coupling_on
+        self.coupling_sigma = coupling_sigma
         self.entropy_weight = entropy_weight
         self.augmenter = augmenter if augmenter is not None else Identity()
         self.min_prob, self.min_sigma = min_prob, min_sigma
@@ -228,7 +233,8 @@ class CplMixVAE(BaseModuleClass):
         probs = inf["log_probs"].exp()
         entropy = -(probs * inf["log_probs"]).sum(-1)
         coupled = inf["c"] if self.coupling_on == "sample" else probs
-        coupling = perturbed_aitchison_sq(coupled, probs, self.min_prob, self.min_sigma)
+        spread = probs if self.coupling_sigma == "posterior" else None
+        coupling = perturbed_aitchison_sq(coupled, spread, self.min_prob, self.min_sigma)
         weight = max(self.n_arms - 1, 1)
         per_cell = weight * (rec + kl_weight * kl_state - self.entropy_weight * entropy).sum(0)
         if self.n_arms > 1:
