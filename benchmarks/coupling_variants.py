@@ -23,13 +23,13 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 MOP = HERE.parent.parent / "shared" / "data" / "mop_10x.h5ad"
 VARIANTS = {
-    "samples, sigma of q(c|x) (default)": {},
+    "samples, sigma of the posterior (default)": {},
     "samples, sigma of samples (paper-literal)": {"coupling_sigma": "coupled"},
     "samples, sigma of samples, min_prob 1e-6": {
         "coupling_sigma": "coupled",
         "coupling_min_prob": 1e-6,
     },
-    "probabilities q(c|x)": {"coupling_on": "probs"},
+    "posterior probabilities": {"coupling_on": "probs"},
 }
 
 
@@ -78,13 +78,19 @@ def main(argv: list[str] | None = None) -> None:
                 rows.append(pool.submit(run_one, variant, seed, args.threads).result())
             print(rows[-1], flush=True)
             pd.DataFrame(rows).to_csv(args.out / "coupling.csv", index=False)
-    results = pd.DataFrame(rows)
+    table = summarise(pd.DataFrame(rows))
+    (args.out / "coupling.md").write_text(table + "\n")
+    print(table)
+
+
+def summarise(results: pd.DataFrame) -> str:
+    """Markdown table: mean +- s.d. over seeds per variant."""
     cols = ["acc", "ari", "ami", "n_clusters", "arm_agreement", "type_entropy"]
     grouped = results.groupby("variant", sort=False)[cols]
     mean, std = grouped.mean(), grouped.std().fillna(0)
     table = mean.map("{:.3f}".format) + " ± " + std.map("{:.3f}".format)
-    (args.out / "coupling.md").write_text(table.reset_index().to_markdown(index=False) + "\n")
-    print(table)
+    table["seeds"] = grouped.size()
+    return table.reset_index().to_markdown(index=False)
 
 
 if __name__ == "__main__":
