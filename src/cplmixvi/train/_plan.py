@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 
 from scvi.train import TrainingPlan
+
+# scvi-tools 1.5 defaults to Adam(fused=True), whose rounding differs from 1.4's Adam; keeping the
+# plain Adam makes a seed give the same model on both versions.
+_HAS_FUSED_OPTION = "fused_optimizer" in inspect.signature(TrainingPlan.__init__).parameters
 
 
 def annealed_temperature(epoch: int, n_epochs: int, start: float, end: float) -> float:
@@ -43,6 +48,8 @@ class CplMixTrainingPlan(TrainingPlan):
                 "Need 0 < temperature_end <= temperature_start, got "
                 f"{temperature_end} and {temperature_start}."
             )
+        if _HAS_FUSED_OPTION:
+            kwargs.setdefault("fused_optimizer", False)
         super().__init__(module, n_epochs_kl_warmup=n_epochs_kl_warmup, **kwargs)
         self.temperature_start = temperature_start
         self.temperature_end = temperature_end
