@@ -108,6 +108,8 @@ def _integer(value: float) -> str:
 def summarise(results: pd.DataFrame) -> str:
     """Markdown table: mean +- s.d. over seeds of each score, per dataset and method."""
     cols = ["acc", "ari", "ami", "nmi", "kl", "n_clusters"]
+    order = {name: i for i, name in enumerate([*DATASETS, *METHODS])}
+    results = results.sort_values(["dataset", "method"], key=lambda col: col.map(order))
     grouped = results.groupby(["dataset", "method"], sort=False)
     mean, std = grouped[cols].mean(), grouped[cols].std().fillna(0)
     table = mean.copy().astype(object)
