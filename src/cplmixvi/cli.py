@@ -14,7 +14,7 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 # OpenMP reads this once, when torch is first imported: busy-waiting threads otherwise slow
@@ -47,9 +47,7 @@ class _Job:
     labels_key: str | None = None
     accelerator: str = "cpu"
     threads: int = 1
-    umap_png: str = ""
     h5ad: str = ""
-    notes: list[str] = field(default_factory=list)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -200,7 +198,7 @@ def _run_demo(args: argparse.Namespace) -> int:
         accelerator="cpu",
         threads=args.threads or 1,  # a model this small trains fastest on one thread
     )
-    job.umap_png, job.h5ad = "demo_umap.png", "demo.h5ad"
+    job.h5ad = "demo.h5ad"
     return _run(job, "pbmc68k_reduced (scanpy)")
 
 
@@ -236,7 +234,7 @@ def _run_fit(args: argparse.Namespace) -> int:
         accelerator=args.accelerator,
         threads=args.threads or _default_threads(),
     )
-    job.umap_png, job.h5ad = f"{path.stem}_umap.png", f"{path.stem}_cplmixvi.h5ad"
+    job.h5ad = f"{path.stem}_cplmixvi.h5ad"
     return _run(job, str(path))
 
 
@@ -288,7 +286,7 @@ def _train_and_write(job: _Job, source: str) -> int:
     model.write_results(adata)
 
     job.out.mkdir(parents=True, exist_ok=True)
-    png = job.out / job.umap_png
+    png = job.out / f"{job.stem}_umap.png"
     _save_umap(adata, png, job.labels_key, job.seed)
     h5ad = job.out / job.h5ad
     adata.write_h5ad(h5ad)

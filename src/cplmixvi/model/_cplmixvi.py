@@ -24,6 +24,7 @@ from cplmixvi.model._validation import (
     check_input_values,
     check_keys,
     check_saved_genes,
+    check_sizes,
 )
 from cplmixvi.module import CplMixVAE
 from cplmixvi.train import CplMixTrainingPlan
@@ -111,7 +112,7 @@ class CplMixVI(BaseModelClass):
         check_choice("state_prior", state_prior, ("type", "normal"))
         check_choice("coupling_on", coupling_on, ("sample", "probs"))
         check_choice("coupling_sigma", coupling_sigma, ("posterior", "coupled"))
-        self._check_sizes(n_types, n_state, n_arms)
+        check_sizes(n_types, n_state, n_arms, self.summary_stats.n_cells)
         check_input_values(
             self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY),
             gene_likelihood,
@@ -354,7 +355,7 @@ class CplMixVI(BaseModelClass):
         ``arm_agreement`` (fraction of arms whose own argmax is that type).
         """
         log_probs, _ = self._encode(adata, indices, batch_size)
-        return assignments(log_probs, self._obs_names(adata, indices))
+        return assignments(log_probs, fuse(log_probs), self._obs_names(adata, indices))
 
     def get_latent_representation(
         self,
@@ -391,7 +392,8 @@ class CplMixVI(BaseModelClass):
         """
         adata = self.adata if adata is None else adata
         log_probs, states = self._encode(adata, None, batch_size)
-        table = assignments(log_probs, adata.obs_names)
+        fused = fuse(log_probs)
+        table = assignments(log_probs, fused, adata.obs_names)
         n_types = self.module.n_types
         labels = table["type"].astype(str)
         adata.obs[f"{key_prefix}_type"] = pd.Categorical(
@@ -399,7 +401,7 @@ class CplMixVI(BaseModelClass):
         )
         adata.obs[f"{key_prefix}_confidence"] = table["confidence"].to_numpy()
         adata.obs[f"{key_prefix}_arm_agreement"] = table["arm_agreement"].to_numpy()
-        adata.obsm[f"{key_prefix}_type_probs"] = fuse(log_probs)
+        adata.obsm[f"{key_prefix}_type_probs"] = fused
         adata.obsm[f"X_{key_prefix}_state"] = states[0]
         adata.obsm[f"X_{key_prefix}_state_arms"] = np.concatenate(states, axis=1)
         adata.uns[key_prefix] = {
@@ -416,20 +418,6 @@ class CplMixVI(BaseModelClass):
         return super().load(dir_path, adata=adata, prefix=prefix, **kw)
 
     # ----- helpers ------------------------------------------------------------------------
-    def _check_sizes(self, n_types: int, n_state: int, n_arms: int) -> None:
-        n_obs = self.summary_stats.n_cells
-        if n_arms < 1:
-            raise ValueError(f"n_arms must be >= 1 (1 is the uncoupled baseline), got {n_arms}.")
-        if n_types < 2:
-            raise ValueError(f"n_types must be >= 2, got {n_types}.")
-        if n_types > n_obs:
-            raise ValueError(
-                f"n_types={n_types} is larger than the number of cells ({n_obs}); "
-                "choose fewer types."
-            )
-        if n_state < 1:
-            raise ValueError(f"n_state must be >= 1, got {n_state}.")
-
     def _data_description(self) -> str:
         field = self.adata_manager.data_registry[REGISTRY_KEYS.X_KEY]
         mod = getattr(field, "mod_key", None)

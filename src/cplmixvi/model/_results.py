@@ -14,9 +14,11 @@ def fuse(log_probs: np.ndarray) -> np.ndarray:
     return probs / probs.sum(axis=1, keepdims=True)
 
 
-def assignments(log_probs: np.ndarray, obs_names: pd.Index) -> pd.DataFrame:
+def assignments(
+    log_probs: np.ndarray, fused_probs: np.ndarray, obs_names: pd.Index
+) -> pd.DataFrame:
     """Per cell: fused type, the arms' mean probability of it, and the fraction agreeing."""
-    fused = fuse(log_probs).argmax(axis=1)
+    fused = fused_probs.argmax(axis=1)
     rows = np.arange(len(fused))
     arm_probs = np.exp(log_probs[:, rows, fused])
     agree = (log_probs.argmax(axis=2) == fused[None]).mean(axis=0)

@@ -107,3 +107,17 @@ def _compare_genes(saved, current: pd.Index, where: str) -> None:
         f"({len(missing)} missing, {len(current)} given, order may differ). Subset and order "
         "it first: `adata = adata[:, saved_genes].copy()`."
     )
+
+
+def check_sizes(n_types: int, n_state: int, n_arms: int, n_cells: int) -> None:
+    """Raise a ``ValueError`` for impossible model sizes."""
+    if n_arms < 1:
+        raise ValueError(f"n_arms must be >= 1 (1 is the uncoupled baseline), got {n_arms}.")
+    if n_types < 2:
+        raise ValueError(f"n_types must be >= 2, got {n_types}.")
+    if n_types > n_cells:
+        raise ValueError(
+            f"n_types={n_types} is larger than the number of cells ({n_cells}); choose fewer types."
+        )
+    if n_state < 1:
+        raise ValueError(f"n_state must be >= 1, got {n_state}.")
