@@ -18,6 +18,7 @@ from scvi.train import TrainRunner
 from scvi.utils import setup_anndata_dsp
 
 from cplmixvi.augment import Augmenter, get_augmenter
+from cplmixvi.model._pruning import prune_types
 from cplmixvi.model._results import assignments, fuse
 from cplmixvi.model._validation import (
     check_choice,
@@ -144,6 +145,8 @@ class CplMixVI(BaseModelClass):
             f"{n_layers}x{n_hidden} hidden layers, {max(n_batch, 1)} batch(es)."
         )
         self.init_params_ = self._get_init_params(locals())
+        self.pruning_history_: pd.DataFrame | None = None  # see prune(); saved with the model
+        self.pruning_agreement_: pd.DataFrame | None = None
 
     # ----- registration -------------------------------------------------------------------
     @classmethod
@@ -296,7 +299,77 @@ class CplMixVI(BaseModelClass):
             early_stopping=early_stopping,
             **trainer_kwargs,
         )
+        self.module.train()  # Lightning keeps the eval mode an earlier fit ended in
         return runner()
+
+    def prune(
+        self,
+        threshold: float = 0.95,
+        min_types: int = 2,
+        epochs_per_round: int = 2,
+        max_rounds: int | None = None,
+        batch_size: int | None = 1024,
+        **train_kwargs,
+    ) -> pd.DataFrame:
+        """Remove inconsistent categories one at a time, fine-tuning after each removal.
+
+        Each round measures, on every cell, the agreement of each surviving category between
+        the arms (:func:`cplmixvi.tl.category_agreement`); it stops when no category is empty
+        and every one has agreement ``>= threshold``, or at ``min_types`` categories, or after
+        ``max_rounds`` removals. Otherwise it removes the emptiest category (no cell with that
+        fused label) or else the least consistent one, and trains ``epochs_per_round`` more
+        epochs through :meth:`train`. A removed category keeps no probability mass at all (the
+        softmax, Gumbel sample, coupling and state prior see the survivors only); survivors
+        keep their ids, so labels stay comparable across rounds. Call after :meth:`train`;
+        a second call continues the history.
+
+        Parameters
+        ----------
+        threshold
+            Agreement every category must reach; the paper's follow-up uses 0.95-0.99. The
+            default 0.95 is the most permissive end of that range.
+        min_types
+            Never prune below this many categories.
+        epochs_per_round
+            Fine-tuning epochs after each removal.
+        max_rounds
+            Most categories to remove in this call (no limit when ``None``).
+        batch_size
+            Minibatch size of the agreement measurements.
+        **train_kwargs
+            Passed to :meth:`train` for fine-tuning (``lr``, ``batch_size``, ``accelerator``,
+            ``enable_progress_bar``...); the Gumbel temperature stays at the one training ended
+            with unless ``temperature_start``/``temperature_end`` are given.
+
+        Returns
+        -------
+        The pruning history, also kept as ``model.pruning_history_`` (and saved with the model):
+        one row per round with ``n_types``, ``mean_agreement``, ``min_agreement``, ``n_empty``,
+        ``epochs`` (fine-tuning epochs before the measurement), ``removed`` (id removed after
+        it) and ``reason``. ``model.pruning_agreement_`` holds each category's agreement per
+        round (rounds x original ids; NaN once removed). Choose K from it with
+        :func:`cplmixvi.tl.select_n_types`; plot it with :func:`cplmixvi.pl.pruning_curve`.
+        """
+        self._check_if_trained(warn=False, message="Train the model before pruning it.")
+        if self.module.n_arms < 2:
+            raise ValueError("Pruning needs the agreement of several arms; use n_arms >= 2.")
+        if not 0 < threshold <= 1:
+            raise ValueError(f"threshold must be in (0, 1], got {threshold}.")
+        if not 1 <= min_types <= self.module.n_types:
+            raise ValueError(f"min_types must be in [1, {self.module.n_types}], got {min_types}.")
+        if epochs_per_round < 1:
+            raise ValueError(f"epochs_per_round must be >= 1, got {epochs_per_round}.")
+        tau = float(self.module.temperature)
+        train_kwargs = {"temperature_start": tau, "temperature_end": tau, **train_kwargs}
+        self.pruning_history_, self.pruning_agreement_ = prune_types(
+            self, threshold, min_types, epochs_per_round, max_rounds, batch_size, train_kwargs
+        )
+        return self.pruning_history_
+
+    @property
+    def active_types(self) -> np.ndarray:
+        """Ids of the categories still in use (all of ``0 ... n_types - 1`` before pruning)."""
+        return np.flatnonzero(self.module.type_mask.cpu().numpy())
 
     # ----- accessors ----------------------------------------------------------------------
     @torch.inference_mode()
@@ -388,7 +461,14 @@ class CplMixVI(BaseModelClass):
         - ``obsm["cplmixvi_type_probs"]``: ``(n_cells, K)`` fused type probabilities;
         - ``obsm["X_cplmixvi_state"]``: ``(n_cells, n_state)`` state of arm 0;
         - ``obsm["X_cplmixvi_state_arms"]``: ``(n_cells, A * n_state)`` states of all arms;
-        - ``uns["cplmixvi"]``: model settings and the overall arm agreement.
+        - ``uns["cplmixvi"]``: model settings and the overall arm agreement;
+        - ``uns["cplmixvi"]["type_agreement"]``: DataFrame, one row per surviving type (index:
+          type id as a string) with ``agreement`` between arms, ``min_pair_agreement`` and
+          ``n_cells``, ``mean_prob`` (:func:`cplmixvi.tl.category_agreement`; two or more arms);
+        - ``uns["cplmixvi"]["pruning_history"]``: ``model.pruning_history_`` once pruned.
+
+        After :meth:`prune`, removed types never appear as labels and their column of the type
+        probabilities is exactly 0 (columns keep the original ids).
         """
         adata = self.adata if adata is None else adata
         log_probs, states = self._encode(adata, None, batch_size)
@@ -407,6 +487,7 @@ class CplMixVI(BaseModelClass):
         adata.uns[key_prefix] = {
             "params": {k: _plain(v) for k, v in self.init_params_["non_kwargs"].items()},
             "arm_agreement": float(table["arm_agreement"].mean()),
+            **self._consensus_uns(log_probs),
         }
 
     # ----- persistence --------------------------------------------------------------------
@@ -425,6 +506,18 @@ class CplMixVI(BaseModelClass):
         if field.attr_name == "layers":
             return f"{where}.layers[{field.attr_key!r}]"
         return f"{where}.X"
+
+    def _consensus_uns(self, log_probs: np.ndarray) -> dict:
+        """Per-type agreement and the pruning history, for ``uns``."""
+        from cplmixvi.tl import category_agreement  # tl reads models; imported late (no cycle)
+
+        out = {}
+        if self.module.n_arms > 1:
+            table = category_agreement(np.exp(log_probs), types=self.active_types)
+            out["type_agreement"] = table.set_axis(table.index.astype(str), axis=0)
+        if self.pruning_history_ is not None:
+            out["pruning_history"] = self.pruning_history_.astype({"removed": float})
+        return out
 
     def _obs_names(self, adata: AnnData | None, indices: Sequence[int] | None) -> pd.Index:
         names = (self.adata if adata is None else adata).obs_names

@@ -98,6 +98,8 @@ class CplMixVAE(BaseModuleClass):
         self.augmenter = augmenter if augmenter is not None else Identity()
         self.min_prob, self.min_sigma = min_prob, min_sigma
         self.register_buffer("temperature", torch.tensor(1.0))
+        # categories still in use (False once pruned); saved in the state dict
+        self.register_buffer("type_mask", torch.ones(n_types, dtype=torch.bool))
         n_cat = n_batch if n_batch > 1 else 0
 
         self.encoder = ArmMLP(n_arms, n_input, n_hidden, n_layers, n_cat, dropout_rate)
@@ -151,6 +153,8 @@ class CplMixVAE(BaseModuleClass):
         counts = self.gene_likelihood in COUNT_LIKELIHOODS
         h = self.encoder(torch.log1p(xa) if counts else xa, batch_index)
         logits = self.type_head(h)
+        if self.is_pruned:  # pruned types get log q = -inf: softmax and Gumbel over survivors
+            logits = logits.masked_fill(~self.type_mask, float("-inf"))
         log_probs = torch.log_softmax(logits, dim=-1)
         if self.training:
             c = F.gumbel_softmax(logits, tau=float(self.temperature), hard=False)
@@ -230,9 +234,10 @@ class CplMixVAE(BaseModuleClass):
         kl_state = kl_divergence(
             Normal(inf["qs_mean"], inf["qs_std"]), Normal(prior_mean, prior_std)
         ).sum(-1)
-        probs = inf["log_probs"].exp()
-        entropy = -(probs * inf["log_probs"]).sum(-1)
-        coupled = inf["c"] if self.coupling_on == "sample" else probs
+        log_probs, c = self.surviving(inf["log_probs"]), self.surviving(inf["c"])
+        probs = log_probs.exp()
+        entropy = -(probs * log_probs).sum(-1)
+        coupled = c if self.coupling_on == "sample" else probs
         spread = probs if self.coupling_sigma == "posterior" else None
         coupling = perturbed_aitchison_sq(coupled, spread, self.min_prob, self.min_sigma)
         weight = max(self.n_arms - 1, 1)
@@ -245,6 +250,38 @@ class CplMixVAE(BaseModuleClass):
             kl_local={"kl_state": kl_state.mean(0)},
             extra_metrics=self._loss_metrics(rec, kl_state, entropy, coupling, inf["log_probs"]),
         )
+
+    # ----- pruning ------------------------------------------------------------------------
+    @property
+    def is_pruned(self) -> bool:
+        """Whether some categories have been removed."""
+        return not bool(self.type_mask.all())
+
+    def surviving(self, values: torch.Tensor) -> torch.Tensor:
+        """The last dimension of ``values`` restricted to the categories still in use."""
+        return values[..., self.type_mask] if self.is_pruned else values
+
+    @torch.no_grad()
+    def remove_types(self, types) -> None:
+        """Remove categories (original ids) from the model; at least one must remain.
+
+        A removed category gets ``q(c|x) = 0`` exactly: the softmax, the Gumbel-softmax sample,
+        the entropy, the coupling distance and the state posterior and prior only see the
+        surviving categories; ids of the survivors do not change.
+        """
+        ids = torch.as_tensor(types, dtype=torch.long, device=self.type_mask.device).reshape(-1)
+        if ids.numel() and (ids.min() < 0 or ids.max() >= self.n_types):
+            raise ValueError(f"Category ids must be in [0, {self.n_types - 1}], got {types}.")
+        mask = self.type_mask.clone()
+        mask[ids] = False
+        if not mask.any():
+            raise ValueError("Cannot remove every category; at least one must remain.")
+        self.type_mask.copy_(mask)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # models saved before pruning existed have no mask: every category is in use
+        state_dict.setdefault(prefix + "type_mask", torch.ones_like(self.type_mask))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _loss_metrics(self, rec, kl_state, entropy, coupling, log_probs) -> dict:
         """Per-arm means of every term of the loss, for the training history."""

@@ -1,0 +1,73 @@
+"""The consensus curve of category pruning: agreement between arms against the number of types."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from cplmixvi.tl._select import pruning_history
+
+
+def pruning_curve(
+    source,
+    threshold: float | None = 0.95,
+    selected: int | None = None,
+    agreement=None,
+    ax: Axes | None = None,
+    key_prefix: str = "cplmixvi",
+) -> Axes:
+    """Mean and minimum per-category agreement between arms at each K of a pruning run.
+
+    Parameters
+    ----------
+    source
+        A pruned :class:`~cplmixvi.CplMixVI`, an AnnData with its results or its pruning
+        history (see :func:`cplmixvi.tl.pruning_history`).
+    threshold
+        Draw the agreement threshold as a horizontal line (``None`` for none).
+    selected
+        Mark a chosen K (e.g. :func:`cplmixvi.tl.select_n_types`) with a vertical line.
+    agreement
+        Per-round, per-category agreement (``model.pruning_agreement_``) to draw as points;
+        taken from ``source`` when it is a model.
+    ax
+        Axes to draw on; a new figure when ``None`` (no pyplot state is touched).
+    key_prefix
+        Prefix the results were written with (AnnData only).
+
+    Returns
+    -------
+    The Axes. K decreases from left to right, as pruning proceeds.
+    """
+    history = pruning_history(source, key_prefix)
+    if agreement is None:
+        agreement = getattr(source, "pruning_agreement_", None)
+    if ax is None:
+        ax = Figure(figsize=(6, 4)).subplots()
+    k = history["n_types"].to_numpy()
+    if agreement is not None:
+        values = agreement.to_numpy(dtype=float)
+        rows = np.repeat(k[: len(values)], values.shape[1]).astype(float)
+        keep = np.isfinite(values.ravel())
+        ax.scatter(
+            rows[keep],
+            values.ravel()[keep],
+            s=6,
+            color="0.6",
+            alpha=0.5,
+            label="one category",
+            zorder=1,
+        )
+    ax.plot(k, history["mean_agreement"], "o-", ms=3, label="mean over categories", zorder=3)
+    ax.plot(k, history["min_agreement"], "s-", ms=3, label="least consistent category", zorder=3)
+    if threshold is not None:
+        ax.axhline(threshold, color="k", ls=":", lw=1, label=f"threshold {threshold:g}")
+    if selected is not None:
+        ax.axvline(selected, color="C3", ls="--", lw=1, label=f"selected K = {selected}")
+    ax.set_xlim(k.max() + 0.5, k.min() - 0.5)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("number of types K (pruning proceeds to the right)")
+    ax.set_ylabel("agreement between arms")
+    ax.legend(fontsize="small", loc="lower left")
+    return ax
