@@ -46,6 +46,12 @@ def scores_of(model, labels_true) -> dict:
     out["n_clusters"] = int(len(np.unique(fused)))
     out["n_types"] = int(len(model.active_types))
     out["all_arms_agree"] = float((arm_labels == arm_labels[0]).all(axis=0).mean())
+    # the same partition under other ids? agreement of arm 0 with each arm after matching
+    out["matched_agreement"] = float(
+        np.mean([hungarian_accuracy(arm_labels[0], arm) for arm in arm_labels[1:]])
+        if len(arm_labels) > 1
+        else 1.0
+    )
     if len(probs) > 1:
         table = tl.category_agreement(probs, types=model.active_types)
         out["mean_agreement"] = float(table["agreement"].mean())
@@ -83,7 +89,16 @@ def run_one(n_arms: int, seed: int, threads: int, n_types: int = N_TYPES) -> dic
 
 def summarise(results: pd.DataFrame) -> str:
     """Markdown: mean +- s.d. over seeds per number of arms."""
-    cols = ["acc", "arm_acc", "ari", "ami", "n_clusters", "mean_agreement_used", "all_arms_agree"]
+    cols = [
+        "acc",
+        "arm_acc",
+        "ari",
+        "ami",
+        "n_clusters",
+        "mean_agreement_used",
+        "all_arms_agree",
+        "matched_agreement",
+    ]
     grouped = results.groupby("n_arms")
     mean, std = grouped[cols].mean(), grouped[cols].std().fillna(0)
     table = pd.DataFrame(index=mean.index)

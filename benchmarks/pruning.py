@@ -6,8 +6,9 @@ fine-tunes ``--epochs-per-round`` epochs, until every category's agreement passe
 ``--threshold`` or ``--min-types`` is reached. After every round the fused labels are scored
 against the 44 reference types. K is then chosen from the consensus curve with
 :func:`cplmixvi.tl.select_n_types`, and the scores at that K are compared with 2-arm fits at
-K = 44 (the ``n_arms = 2`` rows of ``benchmarks/arms.py``, same defaults and seeds; run here if
-missing). Every fit runs in a fresh process with one torch thread.
+K = 44: the ``n_arms = 2`` rows of ``benchmarks/results/arms.csv`` (``benchmarks/arms.py``, same
+defaults and seeds; ``--fit-direct`` fits those missing). Every fit runs in a fresh process
+with one torch thread.
 
 Usage::
 
@@ -41,7 +42,7 @@ SCORE_COLS = ["acc", "ari", "ami", "nmi", "n_clusters"]
 
 def run_pruned(
     seed: int, threads: int, k_start: int, threshold: float, min_types: int, epochs_per_round: int
-) -> tuple[dict, list[dict], pd.DataFrame]:
+) -> tuple[list[dict], pd.DataFrame]:
     """Train at ``k_start``, prune one category per round, score the labels of every round."""
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     import scvi
@@ -50,7 +51,7 @@ def run_pruned(
     torch.set_num_threads(threads)
     from clustering import load
 
-    from cplmixvi import CplMixVI, tl
+    from cplmixvi import CplMixVI
 
     adata = load("mop_10x")
     truth = adata.obs["cell_type"].astype(str).to_numpy()
@@ -69,42 +70,63 @@ def run_pruned(
             break
     prune_s = time.perf_counter() - start - train_s
     rounds = [
-        {"seed": seed, **hist, **{col: sc[col] for col in SCORE_COLS}}
+        {"seed": seed, "k_start": k_start, **hist, **{col: sc[col] for col in SCORE_COLS}}
         for hist, sc in zip(history.to_dict("records"), scores, strict=True)
     ]
-    selected = tl.select_n_types(model, threshold=threshold)
-    at = next(r for r in rounds if r["n_types"] == selected)
-    final = rounds[-1]
-    row = {
-        "method": f"pruned from K={k_start}",
-        "seed": seed,
-        "selected_k": selected,
-        "final_k": final["n_types"],
-        "stop": final["reason"],
-        **{col: at[col] for col in ["mean_agreement", "min_agreement", *SCORE_COLS]},
-        **{f"final_{col}": final[col] for col in ["mean_agreement", "min_agreement", "acc"]},
-        "start_acc": rounds[0]["acc"],
-        "rounds": len(rounds) - 1,
-        "train_s": train_s,
-        "prune_s": prune_s,
-        "torch_threads": threads,
-    }
+    for row in rounds:
+        row.update({"train_s": train_s, "prune_s": prune_s, "torch_threads": threads})
     types = model.pruning_agreement_.stack().rename("agreement").reset_index()
-    return row, rounds, types.assign(seed=seed)
+    return rounds, types.assign(seed=seed)
 
 
-def direct_rows(seeds: list[int], threads: int, out: Path) -> list[dict]:
-    """2-arm fits at K = 44 from ``arms.csv`` (fitted and added there when missing)."""
+def pruned_rows(rounds: pd.DataFrame, threshold: float, criterion: str) -> list[dict]:
+    """Per seed: K chosen by :func:`cplmixvi.tl.select_n_types` and the scores at that K."""
+    from cplmixvi import tl
+
+    rows = []
+    for seed, hist in rounds.groupby("seed"):
+        selected = tl.select_n_types(hist, threshold=threshold, criterion=criterion)
+        at = hist[hist["n_types"] == selected].iloc[0]
+        final = hist.iloc[-1]
+        rows.append(
+            {
+                "method": f"pruned from K={hist['k_start'].iloc[0]}",
+                "seed": seed,
+                "selected_k": selected,
+                "final_k": final["n_types"],
+                "stop": final["reason"],
+                **{col: at[col] for col in ["mean_agreement", "min_agreement", *SCORE_COLS]},
+                **{f"final_{col}": final[col] for col in ["mean_agreement", "acc", "ari"]},
+                "start_acc": hist["acc"].iloc[0],
+                "start_ari": hist["ari"].iloc[0],
+                "rounds": len(hist) - 1,
+                "train_s": final["train_s"],
+                "prune_s": final["prune_s"],
+                "torch_threads": final["torch_threads"],
+            }
+        )
+    return rows
+
+
+def fit_direct(seeds: list[int], threads: int, out: Path) -> None:
+    """Add the 2-arm K = 44 fits missing from ``arms.csv`` (as ``benchmarks/arms.py`` would)."""
     csv = out / "arms.csv"
-    arms = pd.read_csv(csv) if csv.exists() else pd.DataFrame(columns=["n_arms", "seed"])
     ctx = get_context("spawn")
     for seed in seeds:
+        arms = pd.read_csv(csv) if csv.exists() else pd.DataFrame(columns=["n_arms", "seed"])
         if ((arms["n_arms"] == 2) & (arms["seed"] == seed)).any():
             continue
         with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
             row = pool.submit(run_one, 2, seed, threads).result()
-        arms = pd.concat([arms, pd.DataFrame([row])], ignore_index=True)
-        arms.to_csv(csv, index=False)
+        pd.concat([arms, pd.DataFrame([row])], ignore_index=True).to_csv(csv, index=False)
+
+
+def direct_rows(seeds: list[int], out: Path) -> list[dict]:
+    """The 2-arm fits at K = 44 of ``arms.csv`` for these seeds."""
+    csv = out / "arms.csv"
+    if not csv.exists():
+        return []
+    arms = pd.read_csv(csv)
     two = arms[(arms["n_arms"] == 2) & arms["seed"].isin(seeds)]
     return [
         {
@@ -187,20 +209,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threshold", type=float, default=0.95)
     parser.add_argument("--min-types", type=int, default=20)
     parser.add_argument("--epochs-per-round", type=int, default=2)
+    parser.add_argument("--criterion", default="min", choices=["min", "mean"])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=HERE / "results")
-    parser.add_argument("--plot-only", action="store_true", help="redraw from the csv files")
+    parser.add_argument(
+        "--fit-direct", action="store_true", help="fit the K = 44 fits missing from arms.csv"
+    )
+    parser.add_argument(
+        "--plot-only", action="store_true", help="summarise and plot the csv files again"
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     paths = {
         name: args.out / f"{name}.csv" for name in ("pruning", "pruning_rounds", "pruning_types")
     }
     if not args.plot_only:
-        rows, all_rounds, all_types = [], [], []
+        all_rounds, all_types = [], []
         ctx = get_context("spawn")
         for seed in args.seeds:
             with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
-                row, rounds, types = pool.submit(
+                rounds, types = pool.submit(
                     run_pruned,
                     seed,
                     args.threads,
@@ -209,17 +237,19 @@ def main(argv: list[str] | None = None) -> None:
                     args.min_types,
                     args.epochs_per_round,
                 ).result()
-            rows.append(row)
             all_rounds.extend(rounds)
             all_types.append(types)
-            print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()})
+            print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in rounds[-1].items()})
             pd.DataFrame(all_rounds).to_csv(paths["pruning_rounds"], index=False)
             pd.concat(all_types).to_csv(paths["pruning_types"], index=False)
-            pd.DataFrame(rows).to_csv(paths["pruning"], index=False)
-        rows += direct_rows(args.seeds, args.threads, args.out)
-        pd.DataFrame(rows).to_csv(paths["pruning"], index=False)
-    results = pd.read_csv(paths["pruning"])
+        if args.fit_direct:
+            fit_direct(args.seeds, args.threads, args.out)
     rounds, types = pd.read_csv(paths["pruning_rounds"]), pd.read_csv(paths["pruning_types"])
+    seeds = sorted(rounds["seed"].unique())
+    results = pd.DataFrame(
+        pruned_rows(rounds, args.threshold, args.criterion) + direct_rows(seeds, args.out)
+    )
+    results.to_csv(paths["pruning"], index=False)
     (args.out / "pruning.md").write_text(summarise(results) + "\n")
     plot(rounds, types, results, args.threshold, args.out / "pruning.png")
     print(summarise(results))

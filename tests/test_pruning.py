@@ -244,6 +244,10 @@ def test_more_arms_train_with_the_shapes_of_two(data, n_arms):
     assert many.get_type_assignments().shape == two.get_type_assignments().shape
     per_arm = many.get_type_probabilities(per_arm=True)
     assert per_arm.shape == (n_arms, N_CELLS, 4)
+    # every cell, whatever the batch size (301 = 4 x 64 + 45: the last partial batch is kept)
+    np.testing.assert_allclose(
+        many.get_type_probabilities(per_arm=True, batch_size=64), per_arm, rtol=1e-5, atol=1e-7
+    )
     assert many.get_latent_representation(arm=n_arms - 1).shape == (N_CELLS, 2)
     # one batched coupling computation for all A (A - 1) / 2 pairs
     tensors = next(iter(many._make_data_loader(adata=many.adata, batch_size=32)))
