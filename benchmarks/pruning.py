@@ -188,9 +188,8 @@ def plot(
         hist = rounds[rounds["seed"] == seed]
         ax.plot(hist["n_types"], hist["acc"], color=f"C{i}", label=f"pruned, seed {seed}")
         ax.plot(hist["n_types"], hist["ari"], color=f"C{i}", ls=":", lw=1)
-        ax.scatter(
-            44, direct.loc[direct["seed"] == seed, "acc"], color=f"C{i}", marker="*", s=80, zorder=3
-        )
+        acc = direct.loc[direct["seed"] == seed, "acc"].to_numpy()
+        ax.scatter([44] * len(acc), acc, color=f"C{i}", marker="*", s=80, zorder=3)
     ax.scatter([], [], color="k", marker="*", label="direct K=44 (ACC)")
     ax.plot([], [], color="k", ls=":", label="ARI")
     ax.invert_xaxis()
