@@ -80,11 +80,24 @@ def run_pruned(
 
 
 def pruned_rows(rounds: pd.DataFrame, threshold: float, criterion: str) -> list[dict]:
-    """Per seed: K chosen by :func:`cplmixvi.tl.select_n_types` and the scores at that K."""
+    """Per seed: K chosen by :func:`cplmixvi.tl.select_n_types` and the scores at that K; then
+    the scores at the start (round 0, before any removal)."""
     from cplmixvi import tl
 
-    rows = []
+    rows, start_rows = [], []
     for seed, hist in rounds.groupby("seed"):
+        first = hist.iloc[0]
+        start_rows.append(
+            {
+                "method": f"K={first['n_types']} before pruning",
+                "seed": seed,
+                "selected_k": first["n_types"],
+                "final_k": first["n_types"],
+                **{col: first[col] for col in ["mean_agreement", "min_agreement", *SCORE_COLS]},
+                "train_s": first["train_s"],
+                "torch_threads": first["torch_threads"],
+            }
+        )
         selected = tl.select_n_types(hist, threshold=threshold, criterion=criterion)
         at = hist[hist["n_types"] == selected].iloc[0]
         final = hist.iloc[-1]
@@ -105,7 +118,7 @@ def pruned_rows(rounds: pd.DataFrame, threshold: float, criterion: str) -> list[
                 "torch_threads": final["torch_threads"],
             }
         )
-    return rows
+    return rows + start_rows
 
 
 def fit_direct(seeds: list[int], threads: int, out: Path) -> None:
