@@ -308,7 +308,7 @@ class CplMixVI(BaseModelClass):
         min_types: int = 2,
         epochs_per_round: int = 2,
         max_rounds: int | None = None,
-        batch_size: int | None = 1024,
+        eval_batch_size: int | None = 1024,
         **train_kwargs,
     ) -> pd.DataFrame:
         """Remove inconsistent categories one at a time, fine-tuning after each removal.
@@ -334,8 +334,8 @@ class CplMixVI(BaseModelClass):
             Fine-tuning epochs after each removal.
         max_rounds
             Most categories to remove in this call (no limit when ``None``).
-        batch_size
-            Minibatch size of the agreement measurements.
+        eval_batch_size
+            Minibatch size of the agreement measurements (every cell is measured).
         **train_kwargs
             Passed to :meth:`train` for fine-tuning (``lr``, ``batch_size``, ``accelerator``,
             ``enable_progress_bar``...); the Gumbel temperature stays at the one training ended
@@ -362,7 +362,7 @@ class CplMixVI(BaseModelClass):
         tau = float(self.module.temperature)
         train_kwargs = {"temperature_start": tau, "temperature_end": tau, **train_kwargs}
         self.pruning_history_, self.pruning_agreement_ = prune_types(
-            self, threshold, min_types, epochs_per_round, max_rounds, batch_size, train_kwargs
+            self, threshold, min_types, epochs_per_round, max_rounds, eval_batch_size, train_kwargs
         )
         return self.pruning_history_
 
