@@ -205,6 +205,9 @@ def test_pruned_model_saves_loads_and_predicts_only_survivors(data, tmp_path):
     removed = np.setdiff1d(np.arange(5), survivors)
     assert (probs[..., removed] == 0).all()
     np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)
+    fused = tl.consensus(probs, obs_names=adata.obs_names)  # the model's labels, from the arrays
+    np.testing.assert_array_equal(fused["type"], after["type"])
+    np.testing.assert_allclose(fused["confidence"], after["confidence"], rtol=1e-5)
     # results in AnnData: every cell, survivors only, agreement per type, history
     loaded.write_results(adata)
     assert set(adata.obs["cplmixvi_type"].cat.categories) <= {str(k) for k in survivors}
