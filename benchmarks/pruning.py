@@ -214,6 +214,18 @@ def plot(
     fig.savefig(path, dpi=110)
 
 
+def _kept(paths: dict, seeds: list[int]) -> tuple[list[dict], list[pd.DataFrame]]:
+    """Rounds and category tables of earlier runs for other seeds (they are not rerun)."""
+    if not paths["pruning_rounds"].exists():
+        return [], []
+    rounds = pd.read_csv(paths["pruning_rounds"])
+    types = pd.read_csv(paths["pruning_types"])
+    return (
+        rounds[~rounds["seed"].isin(seeds)].to_dict("records"),
+        [types[~types["seed"].isin(seeds)]],
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -236,7 +248,7 @@ def main(argv: list[str] | None = None) -> None:
         name: args.out / f"{name}.csv" for name in ("pruning", "pruning_rounds", "pruning_types")
     }
     if not args.plot_only:
-        all_rounds, all_types = [], []
+        all_rounds, all_types = _kept(paths, args.seeds)
         ctx = get_context("spawn")
         for seed in args.seeds:
             with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
