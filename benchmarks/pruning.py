@@ -13,7 +13,7 @@ with one torch thread.
 Usage::
 
     python benchmarks/pruning.py                   # seeds 0 1 2
-    python benchmarks/pruning.py --seeds 0 --min-types 30
+    python benchmarks/pruning.py --seeds 0 --min-types 20 --out benchmarks/results/pruning_min20
 
 Writes ``benchmarks/results/pruning.csv`` (one row per fit), ``pruning_rounds.csv`` (one row
 per round), ``pruning_types.csv`` (agreement of every category in every round),
@@ -121,9 +121,8 @@ def pruned_rows(rounds: pd.DataFrame, threshold: float, criterion: str) -> list[
     return rows + start_rows
 
 
-def fit_direct(seeds: list[int], threads: int, out: Path) -> None:
+def fit_direct(seeds: list[int], threads: int, csv: Path) -> None:
     """Add the 2-arm K = 44 fits missing from ``arms.csv`` (as ``benchmarks/arms.py`` would)."""
-    csv = out / "arms.csv"
     ctx = get_context("spawn")
     for seed in seeds:
         arms = pd.read_csv(csv) if csv.exists() else pd.DataFrame(columns=["n_arms", "seed"])
@@ -134,9 +133,8 @@ def fit_direct(seeds: list[int], threads: int, out: Path) -> None:
         pd.concat([arms, pd.DataFrame([row])], ignore_index=True).to_csv(csv, index=False)
 
 
-def direct_rows(seeds: list[int], out: Path) -> list[dict]:
+def direct_rows(seeds: list[int], csv: Path) -> list[dict]:
     """The 2-arm fits at K = 44 of ``arms.csv`` for these seeds."""
-    csv = out / "arms.csv"
     if not csv.exists():
         return []
     arms = pd.read_csv(csv)
@@ -231,11 +229,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--k-start", type=int, default=60)
     parser.add_argument("--threshold", type=float, default=0.95)
-    parser.add_argument("--min-types", type=int, default=20)
+    parser.add_argument("--min-types", type=int, default=5)
     parser.add_argument("--epochs-per-round", type=int, default=2)
     parser.add_argument("--criterion", default="min", choices=["min", "mean"])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--arms-csv", type=Path, default=HERE / "results" / "arms.csv")
     parser.add_argument(
         "--fit-direct", action="store_true", help="fit the K = 44 fits missing from arms.csv"
     )
@@ -267,11 +266,11 @@ def main(argv: list[str] | None = None) -> None:
             pd.DataFrame(all_rounds).to_csv(paths["pruning_rounds"], index=False)
             pd.concat(all_types).to_csv(paths["pruning_types"], index=False)
         if args.fit_direct:
-            fit_direct(args.seeds, args.threads, args.out)
+            fit_direct(args.seeds, args.threads, args.arms_csv)
     rounds, types = pd.read_csv(paths["pruning_rounds"]), pd.read_csv(paths["pruning_types"])
     seeds = sorted(rounds["seed"].unique())
     results = pd.DataFrame(
-        pruned_rows(rounds, args.threshold, args.criterion) + direct_rows(seeds, args.out)
+        pruned_rows(rounds, args.threshold, args.criterion) + direct_rows(seeds, args.arms_csv)
     )
     results.to_csv(paths["pruning"], index=False)
     (args.out / "pruning.md").write_text(summarise(results) + "\n")
