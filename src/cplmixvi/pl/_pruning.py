@@ -69,5 +69,5 @@ def pruning_curve(
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("number of types K (pruning proceeds to the right)")
     ax.set_ylabel("agreement between arms")
-    ax.legend(fontsize="small", loc="best")
+    ax.legend(fontsize="small", loc="upper left", framealpha=0.9)  # curves rise to the right
     return ax
