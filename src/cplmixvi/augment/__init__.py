@@ -37,7 +37,7 @@ __all__ = [
 
 COUNT_LIKELIHOODS = ("nb", "zinb")
 #: what ``"auto"`` means for count likelihoods (chosen by benchmarks/augmentation.py on MOp)
-AUTO_COUNTS = "thinning"
+AUTO_COUNTS = "thinning+dropout"
 #: what ``"auto"`` means for continuous likelihoods
 AUTO_CONTINUOUS = "dropout"
 _NAMED = {
@@ -55,8 +55,9 @@ def get_augmenter(spec: Spec, gene_likelihood: str, n_arms: int) -> Augmenter:
     Parameters
     ----------
     spec
-        ``"auto"`` (binomial thinning for count likelihoods, gene dropout otherwise, nothing
-        when there is a single arm), ``"thinning"``, ``"dropout"``, ``"affine"`` (images of
+        ``"auto"`` (binomial thinning then gene dropout for count likelihoods, the best on MOp in
+        ``benchmarks/augmentation.py``; gene dropout otherwise; nothing when there is a single
+        arm), ``"thinning"``, ``"dropout"``, ``"affine"`` (images of
         28 x 28 pixels; use :class:`RandomAffine` for other shapes), names joined by ``"+"``
         (``"thinning+dropout"``), ``None``/``"none"``, an :class:`Augmenter`, a fitted
         :class:`GenerativeAugmenter`, or a list of any of these (applied in order, see

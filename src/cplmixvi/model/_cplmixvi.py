@@ -72,9 +72,9 @@ class CplMixVI(BaseModelClass):
     coupling_min_prob
         Floor on ``c`` inside the log of the coupling distance, which keeps it finite.
     augmentation
-        How each arm's copy of a training cell is made: ``"auto"`` (binomial thinning of counts,
-        gene dropout for continuous data, none for one arm), ``"thinning"``, ``"dropout"``,
-        ``"affine"``, ``"none"``, an :class:`~cplmixvi.augment.Augmenter`, a fitted
+        How each arm's copy of a training cell is made: ``"auto"`` (binomial thinning then gene
+        dropout of counts, gene dropout for continuous data, none for one arm), ``"thinning"``,
+        ``"dropout"``, ``"affine"``, ``"none"``, an :class:`~cplmixvi.augment.Augmenter`, a fitted
         :class:`~cplmixvi.augment.GenerativeAugmenter` or a list of these (see
         :func:`~cplmixvi.augment.get_augmenter`); :meth:`train` can override it.
 
