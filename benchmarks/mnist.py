@@ -14,7 +14,7 @@ process per fit, 1 torch thread, ``OMP_WAIT_POLICY=PASSIVE``. Writes
 Usage::
 
     python benchmarks/mnist.py [--configs 2arm_affine 1arm 1arm_affine] [--seeds 0 1 2]
-        [--epochs 10] [--n-hidden 512] [--n-cells 70000] [--tag name]
+        [--epochs 12] [--n-hidden 256] [--n-cells 70000] [--tag name]
 """
 
 from __future__ import annotations
@@ -122,8 +122,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--n-hidden", type=int, default=512)
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--n-hidden", type=int, default=256)
     parser.add_argument("--n-state", type=int, default=10)
     parser.add_argument("--n-cells", type=int, default=70_000)
     parser.add_argument("--batch-size", type=int, default=256)
