@@ -97,17 +97,22 @@ def run_one(config: str, seed: int, settings: dict) -> dict:
 
 def summarise(results: pd.DataFrame) -> str:
     """Markdown: ACC mean +- s.d. (in %) per tag and configuration."""
+    results = results.copy()
     grouped = results.groupby(["tag", "config"], sort=False)
     rows = []
+
+    def pm(values: pd.Series) -> str:
+        spread = f"{100 * values.std():.2f}" if len(values) > 1 else "n/a"
+        return f"{100 * values.mean():.2f} ± {spread}"
+
     for (tag, config), group in grouped:
         rows.append(
             {
                 "tag": tag,
                 "config": config,
-                "ACC fused (%)": f"{100 * group.acc.mean():.2f} ± {100 * group.acc.std():.2f}",
-                "ACC mean of arms (%)": (
-                    f"{100 * group.acc_arm_mean.mean():.2f} ± {100 * group.acc_arm_mean.std():.2f}"
-                ),
+                "ACC fused (%)": pm(group.acc),
+                "ACC mean of arms (%)": pm(group.acc_arm_mean),
+                "coupling weight": group.coupling_weight.iloc[0],
                 "seeds": len(group),
                 "epochs": int(group.epochs.iloc[0]),
                 "n_hidden": int(group.n_hidden.iloc[0]),
@@ -134,7 +139,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--tag", default="default")
     parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--summary-only", action="store_true", help="only rewrite mnist.md")
     args = parser.parse_args(argv)
+    if args.summary_only:
+        summary = summarise(pd.read_csv(args.out / "mnist.csv"))
+        (args.out / "mnist.md").write_text(summary + "\n")
+        print(summary)
+        return
     settings = {
         "tag": args.tag,
         "epochs": args.epochs,
