@@ -45,7 +45,8 @@ def test_two_arms_find_mop_types(mop):
     model.write_results(adata)
     scores = clustering_scores(adata.obs["cell_type"], adata.obs["cplmixvi_type"])
     print(scores)
-    # 44 types, the largest holds 31 % of these cells; measured ACC 0.50, ARI 0.45 (seed 0)
+    # 44 types, the largest holds 31 % of these cells; measured ACC 0.54, ARI 0.59 (seed 0,
+    # thinning + dropout; 0.50 and 0.45 with thinning alone)
     assert scores["acc"] > 0.40
     assert scores["ari"] > 0.30
     # fraction of the two arms whose own argmax is the fused type: measured 0.50 (0.40 with the

@@ -73,9 +73,11 @@ class CplMixVI(BaseModelClass):
     coupling_min_prob
         Floor on ``c`` inside the log of the coupling distance, which keeps it finite.
     augmentation
-        How each arm's copy of a training cell is made: ``"auto"`` (binomial thinning of counts,
-        gene dropout for continuous data, none for one arm), ``"thinning"``, ``"dropout"``,
-        ``"none"`` or an :class:`~cplmixvi.augment.Augmenter`.
+        How each arm's copy of a training cell is made: ``"auto"`` (binomial thinning then gene
+        dropout of counts, gene dropout for continuous data, none for one arm), ``"thinning"``,
+        ``"dropout"``, ``"affine"``, ``"none"``, an :class:`~cplmixvi.augment.Augmenter`, a fitted
+        :class:`~cplmixvi.augment.GenerativeAugmenter` or a list of these (see
+        :func:`~cplmixvi.augment.get_augmenter`); :meth:`train` can override it.
 
     Examples
     --------
@@ -120,6 +122,8 @@ class CplMixVI(BaseModelClass):
             self._data_description(),
         )
         augmenter = get_augmenter(augmentation, gene_likelihood, n_arms)
+        if not isinstance(augmentation, str | None):
+            augmentation = augmenter  # store the light augmenter, not e.g. a fitted model
         n_batch = self.summary_stats.n_batch
         self.module = self._module_cls(
             n_input=self.summary_stats.n_vars,
@@ -235,6 +239,7 @@ class CplMixVI(BaseModelClass):
         early_stopping: bool = False,
         temperature_start: float = 1.0,
         temperature_end: float = 0.5,
+        augmentation: str | Augmenter | list | None = None,
         accelerator: str = "auto",
         devices: int | list[int] | str = "auto",
         plan_kwargs: dict | None = None,
@@ -263,6 +268,9 @@ class CplMixVI(BaseModelClass):
             Stop when ``elbo_validation`` stops improving (see ``early_stopping_patience``).
         temperature_start, temperature_end
             Gumbel-softmax temperature at the first and last epoch (exponential decay).
+        augmentation
+            Replaces the augmentation given at construction for this and later training
+            (same values; pass ``"none"`` for no augmentation). ``None`` keeps the current one.
         accelerator, devices
             Lightning device selection (``"cpu"``, ``"gpu"``, ``"auto"``...).
         plan_kwargs
@@ -275,6 +283,10 @@ class CplMixVI(BaseModelClass):
         """
         if max_epochs is None:
             max_epochs = int(min(400, max(20, 300_000 // self.adata.n_obs)))
+        if augmentation is not None:
+            self.module.augmenter = get_augmenter(
+                augmentation, self.module.gene_likelihood, self.module.n_arms
+            )
         plan_kwargs = {
             "lr": lr,
             "temperature_start": temperature_start,

@@ -1,0 +1,49 @@
+"""Picture of the affine augmentation: 8 MNIST digits (top row) and 3 random copies of each.
+
+Writes ``benchmarks/results/mnist_affine.png``.
+
+Usage: ``python benchmarks/mnist_affine_examples.py``
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+import cplmixvi  # noqa: E402
+from cplmixvi.augment import RandomAffine  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+MNIST = HERE.parent.parent / "shared" / "data" / "mnist.npz"
+
+
+def main() -> None:
+    torch.manual_seed(0)
+    adata = cplmixvi.data.mnist(MNIST)
+    x = torch.as_tensor(adata.X[:8])
+    copies = RandomAffine()(x, 3)
+    fig, axes = plt.subplots(4, 8, figsize=(8, 4.4))
+    for col in range(8):
+        for row, image in enumerate([x[col], *copies[:, col]]):
+            ax = axes[row, col]
+            ax.imshow(image.reshape(28, 28).numpy(), cmap="gray_r", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[0, col].set_title(f"digit {adata.obs['digit'].iloc[col]}", fontsize=8)
+    axes[0, 0].set_ylabel("original", fontsize=8)
+    for row in range(1, 4):
+        axes[row, 0].set_ylabel(f"copy {row}", fontsize=8)
+    fig.suptitle("RandomAffine(): rotation <= 15 deg, zoom 0.9-1.1, shift <= 10 %", fontsize=9)
+    fig.tight_layout()
+    out = HERE / "results" / "mnist_affine.png"
+    fig.savefig(out, dpi=100)
+    print(out)
+
+
+if __name__ == "__main__":
+    main()
