@@ -194,3 +194,13 @@ def test_yao_errors(tmp_path):
         yao2021(tmp_path, region="ACA")
     with pytest.raises(ValueError, match="not in expression_matrix"):
         yao2021(tmp_path, genes=["Gene0", "Nope"])
+
+
+def test_tasic_gene_table_must_match_matrix_rows(tmp_path):
+    write_tasic2018(tmp_path, zipped=())
+    sub = tmp_path / "mouse_VISp_gene_expression_matrices_2018-06-14"
+    table = sub / "mouse_VISp_2018-06-14_genes-rows.csv"
+    genes = pd.read_csv(table)
+    genes.iloc[::-1].to_csv(table, index=False)  # same genes, another order
+    with pytest.raises(ValueError, match="matches none of"):
+        tasic2018(tmp_path)

@@ -218,7 +218,9 @@ def _opener(source: Path, region: str) -> Iterator:
                 name = member_name(region, what)
                 if name not in names:
                     raise FileNotFoundError(f"{name} is not in {source}.")
-                return io.TextIOWrapper(archive.open(names[name]), encoding="utf-8")
+                return io.TextIOWrapper(
+                    archive.open(names[name]), encoding="utf-8", errors="replace"
+                )
 
             yield open_zip
     else:
@@ -227,7 +229,7 @@ def _opener(source: Path, region: str) -> Iterator:
             file = source / member_name(region, what)
             if not file.is_file():
                 raise FileNotFoundError(f"No such file: {str(file)!r}.")
-            return open(file, encoding="utf-8")
+            return open(file, encoding="utf-8", errors="replace")
 
         yield open_file
 
@@ -322,13 +324,16 @@ def _check_gene_rows(gene_ids: np.ndarray, var: pd.DataFrame, region: str) -> No
         )
     if "gene_symbol" not in var:
         raise ValueError(f"{member_name(region, 'genes-rows')} has no 'gene_symbol' column.")
-    if "gene_entrez_id" in var:
-        expected = var["gene_entrez_id"].astype(str).to_numpy()
-        if not np.array_equal(gene_ids.astype(str), expected):
-            raise ValueError(
-                f"The first column of {member_name(region, 'exon-matrix')} does not match "
-                f"gene_entrez_id of {member_name(region, 'genes-rows')} row by row."
-            )
+    # the first column holds the Entrez id (public readers map it through gene_entrez_id);
+    # accept any identifier column of the genes table that matches it row by row
+    first = gene_ids.astype(str)
+    columns = [c for c in ("gene_entrez_id", "gene_id", "gene_symbol") if c in var]
+    if not any(np.array_equal(first, var[c].astype(str).to_numpy()) for c in columns):
+        raise ValueError(
+            f"The first column of {member_name(region, 'exon-matrix')} matches none of "
+            f"{columns} of {member_name(region, 'genes-rows')} row by row: the files do not "
+            "belong together."
+        )
 
 
 # ----- assembling ------------------------------------------------------------------------------
