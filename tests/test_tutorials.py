@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("nbclient") is None or importlib.util.find_spec("ipykernel") is None,
     reason="nbclient and ipykernel are needed to execute notebooks",
 )
-SMALL = {"CPLMIXVI_TUTORIAL_EPOCHS": "2", "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+SMALL = {"CPLMIXVI_TUTORIAL_EPOCHS": "2", "OMP_NUM_THREADS": "1"}
 
 
 def _execute(name: str, tmp_path: Path, env: dict[str, str], monkeypatch) -> Path:
@@ -26,6 +26,7 @@ def _execute(name: str, tmp_path: Path, env: dict[str, str], monkeypatch) -> Pat
         from execute import execute
     finally:
         sys.path.remove(str(TUTORIALS))
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel must draw inline
     for key, value in {**SMALL, **env}.items():
         monkeypatch.setenv(key, value)
     # the kernel imports the package from this source tree, as the tests do
