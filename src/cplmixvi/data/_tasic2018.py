@@ -118,12 +118,15 @@ def tasic2018(
     :func:`tasic2018_genes`: 22 365 cells and 115 types according to the paper (counts not
     checked here: the release cannot be downloaded on the machines this package is developed on).
 
-    What was verified: the two download addresses (``well_known_file_download/694413985`` for
-    VISp, ``/694413179`` for ALM), the archive and member file names and the CSV layouts above
-    come from public code that reads the release (Kobak & Berens' ``rna-seq-tsne``, the
-    MMIDAS data preparation of the Allen Institute) and from the package's fixtures, which
-    write files in that layout; the archives' checksums are not on record (``SHA256`` is
-    ``None``), so a download is checked for completeness only and its SHA-256 is logged.
+    What was verified, and how: the two download addresses
+    (``well_known_file_download/694413985`` for VISp, ``/694413179`` for ALM), the archive and
+    member file names and the CSV layouts above agree across several independent public
+    readers of the release (Kobak & Berens' ``rna-seq-tsne``, a public MMIDAS data-preparation
+    script, others); the filters and renames are those of that MMIDAS script and of the
+    paper's reference. The package's tests write files in this layout. Not verified: the loader
+    has never read the real archives (they cannot be downloaded where it was developed), and
+    the archives' checksums are not on record (``SHA256`` is ``None``): a download is checked
+    for completeness only and its SHA-256 is logged.
 
     Parameters
     ----------
