@@ -79,7 +79,7 @@ def tasic2018_taxonomy() -> pd.DataFrame:
     """
     with (_ASSETS / "tree_Mouse_ALM-VISp_2018.csv").open("r") as handle:
         tree = pd.read_csv(handle)
-    tree["leaf"] = tree["leaf"].fillna(False).astype(bool)
+    tree["leaf"] = tree["leaf"].eq(True)  # TRUE for leaves, NA for inner nodes
     return tree.set_index("label", drop=False)
 
 
