@@ -13,7 +13,13 @@ from torch import nn
 from torch.distributions import Normal, kl_divergence
 
 from cplmixvi.augment import Augmenter, Identity
-from cplmixvi.nn import ArmLinear, ArmMLP, perturbed_aitchison_sq
+from cplmixvi.nn import (
+    ArmLinear,
+    ArmMLP,
+    gaussian_nll,
+    gumbel_softmax_sample,
+    perturbed_aitchison_sq,
+)
 
 Likelihood = Literal["nb", "zinb", "normal", "bernoulli"]
 COUNT_LIKELIHOODS = ("nb", "zinb")
@@ -153,12 +159,13 @@ class CplMixVAE(BaseModuleClass):
         logits = self.type_head(h)
         log_probs = torch.log_softmax(logits, dim=-1)
         if self.training:
-            c = F.gumbel_softmax(logits, tau=float(self.temperature), hard=False)
+            c = gumbel_softmax_sample(logits, self.temperature)
         else:
             c = F.one_hot(logits.argmax(-1), self.n_types).to(logits.dtype)
         state = self.state_head(torch.cat([h, c], dim=-1))
         qs_mean, qs_logvar = state.chunk(2, dim=-1)
-        qs = Normal(qs_mean, torch.exp(0.5 * qs_logvar.clamp(-15.0, 15.0)) + 1e-4)
+        qs_std = torch.exp(0.5 * qs_logvar.clamp(-15.0, 15.0)) + 1e-4
+        qs = Normal(qs_mean, qs_std, validate_args=False)
         s = qs.loc if deterministic else qs.rsample()
         return {
             "x_aug": xa,
@@ -206,7 +213,7 @@ class CplMixVAE(BaseModuleClass):
             )
             return -dist.log_prob(x).sum(-1)
         if lik == "normal":
-            return -Normal(gen["px_out"], self.feature_param.exp()).log_prob(x).sum(-1)
+            return gaussian_nll(x, gen["px_out"], self.feature_param)
         return F.binary_cross_entropy_with_logits(
             gen["px_out"], x.expand_as(gen["px_out"]), reduction="none"
         ).sum(-1)
@@ -228,7 +235,8 @@ class CplMixVAE(BaseModuleClass):
         rec = self.reconstruction_nll(inf["x_aug"], generative_outputs)
         prior_mean, prior_std = self.state_prior_params(inf["c"])
         kl_state = kl_divergence(
-            Normal(inf["qs_mean"], inf["qs_std"]), Normal(prior_mean, prior_std)
+            Normal(inf["qs_mean"], inf["qs_std"], validate_args=False),
+            Normal(prior_mean, prior_std, validate_args=False),
         ).sum(-1)
         probs = inf["log_probs"].exp()
         entropy = -(probs * inf["log_probs"]).sum(-1)
