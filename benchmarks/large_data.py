@@ -75,6 +75,11 @@ def simulate_csr(n_cells: int, n_genes: int, n_types: int = 30, seed: int = 0, c
 
 
 def peak_rss_mb() -> float:
+    """Peak resident memory of this process (VmHWM; ``ru_maxrss`` inherits the parent's)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -144,6 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--backed-fraction", type=float, default=0.05)
     parser.add_argument("--file", type=Path, default=Path("/tmp/cplmixvi_synthetic_1M.h5ad"))
     parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--reuse", action="store_true", help="reuse --file if it exists")
     parser.add_argument("--child", nargs=2, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -151,26 +157,15 @@ def main(argv: list[str] | None = None) -> None:
         result = run_child(str(args.file), backed, train_size, args.device, args.threads)
         print(json.dumps(result))
         return
-    import anndata as ad
     import pandas as pd
 
-    start = time.perf_counter()
-    matrix, labels = simulate_csr(args.cells, args.genes)
-    sim = {
-        "simulate_s": round(time.perf_counter() - start, 1),
-        "nnz": int(matrix.nnz),
-        "density": round(matrix.nnz / (args.cells * args.genes), 4),
-        "median_counts_per_cell": float(np.median(np.asarray(matrix.sum(1)).ravel())),
-        "csr_mb": round(
-            sum(a.nbytes for a in (matrix.data, matrix.indices, matrix.indptr)) / 2**20
-        ),
-        "simulate_peak_rss_mb": round(peak_rss_mb()),
-    }
+    sidecar = args.file.with_suffix(".json")
+    if args.reuse and args.file.exists() and sidecar.exists():
+        sim = json.loads(sidecar.read_text())
+    else:
+        sim = simulate_and_write(args)
+        sidecar.write_text(json.dumps(sim))
     print(sim, flush=True)
-    adata = ad.AnnData(matrix)
-    adata.obs["cell_type"] = pd.Categorical(labels.astype(str))
-    adata.write_h5ad(args.file)
-    del adata, matrix
     rows = []
     for mode, fraction in (("memory", 0.9), ("backed", args.backed_fraction)):
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "OMP_WAIT_POLICY": "PASSIVE"}
@@ -182,6 +177,28 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(rows[-1], flush=True)
     write_results(pd.DataFrame(rows), sim, args)
+
+
+def simulate_and_write(args) -> dict:
+    """Simulate the matrix, write it to ``args.file``; return its summary."""
+    import anndata as ad
+    import pandas as pd
+
+    start = time.perf_counter()
+    matrix, labels = simulate_csr(args.cells, args.genes)
+    csr_bytes = sum(a.nbytes for a in (matrix.data, matrix.indices, matrix.indptr))
+    sim = {
+        "simulate_s": round(time.perf_counter() - start, 1),
+        "nnz": int(matrix.nnz),
+        "density": round(matrix.nnz / (args.cells * args.genes), 4),
+        "median_counts_per_cell": float(np.median(np.asarray(matrix.sum(1)).ravel())),
+        "csr_mb": round(csr_bytes / 2**20),
+        "simulate_peak_rss_mb": round(peak_rss_mb()),
+    }
+    adata = ad.AnnData(matrix)
+    adata.obs["cell_type"] = pd.Categorical(labels.astype(str))
+    adata.write_h5ad(args.file)
+    return sim
 
 
 def write_results(table, sim: dict, args) -> None:

@@ -86,8 +86,6 @@ def load_mop(layer: str):
 
 def run_child(config: str, epochs: int, threads: int, profile: bool) -> dict:
     """Train one configuration in this process; return per-epoch throughput and peak memory."""
-    import resource
-
     import lightning.pytorch as pl
     import scvi
     import torch
@@ -134,12 +132,21 @@ def run_child(config: str, epochs: int, threads: int, profile: bool) -> dict:
         "batch_size": batch_size,
         "epoch_s": timer.times,
         "cells_per_s": statistics.median(n_train / t for t in timer.times[1:]),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
         "torch_threads": torch.get_num_threads(),
     }
     if timer.prof is not None:
         out["profile"] = breakdown(timer.prof, timer.times[1])
     return out
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (VmHWM of /proc/self/status)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def breakdown(prof, wall_s: float) -> dict:
@@ -223,7 +230,7 @@ def write_results(table, profiles: dict, args) -> None:
         f"implementation: {REFERENCE_CELLS_PER_S} cells/s (1 thread, fp32).",
         "",
     ]
-    summary = wide.round(0).astype(int)
+    summary = wide[names].round(0).astype(int)
     if len(names) > 1:
         summary[f"{names[-1]} / {names[0]}"] = (wide[names[-1]] / wide[names[0]]).round(2)
     summary["x reference figure"] = (wide[names[-1]] / REFERENCE_CELLS_PER_S).round(2)
