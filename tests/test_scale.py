@@ -14,10 +14,9 @@ import pytest
 import scvi
 import torch
 from scipy import sparse
-from torch.utils.data import BatchSampler, RandomSampler
 
 from cplmixvi import CplMixVI
-from cplmixvi.train import SortedBatchSampler, is_distributed
+from cplmixvi.train import is_distributed
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 TRAIN = {
@@ -29,27 +28,56 @@ TRAIN = {
 SMALL = {"n_types": 3, "n_state": 2, "n_arms": 2, "n_hidden": 16, "n_layers": 1}
 
 
-# ----- sampler ------------------------------------------------------------------------------
+# ----- loader -------------------------------------------------------------------------------
 
 
-def test_sorted_batches_hold_the_cells_of_torchs_random_batches():
-    """Same seed: the same cells in every minibatch as torch's sampler, each batch sorted."""
-    torch.manual_seed(3)
-    ours = [b.tolist() for b in SortedBatchSampler(103, 10, shuffle=True)]
-    torch.manual_seed(3)
-    torchs = list(BatchSampler(RandomSampler(range(103)), 10, drop_last=False))
-    assert len(ours) == len(torchs) == 11
-    for mine, theirs in zip(ours, torchs, strict=True):
-        assert mine == sorted(theirs)
-    assert sorted(i for b in ours for i in b) == list(range(103))
+def _batches(loader):
+    return [{k: np.array(v) for k, v in batch.items()} for batch in loader]
 
 
-def test_sampler_sequential_and_drop_last():
-    batches = [b.tolist() for b in SortedBatchSampler(7, 3, shuffle=False, drop_last=True)]
-    assert batches == [[0, 1, 2], [3, 4, 5]]
-    assert len(SortedBatchSampler(7, 3, shuffle=False)) == 3
-    with pytest.raises(ValueError, match="batch_size"):
-        SortedBatchSampler(7, 0, shuffle=False)
+def test_loader_gives_scvi_tools_minibatches_with_sorted_reads(make_adata):
+    """Same seed: exactly the minibatches of scvi-tools' AnnDataLoader, rows read sorted."""
+    from scvi.dataloaders import AnnDataLoader
+
+    from cplmixvi.train import CplMixDataLoader
+
+    adata = make_adata(n_cells=103, n_genes=7, seed=4)
+    CplMixVI.setup_anndata(adata, layer="counts", batch_key="batch")
+    manager = CplMixVI._get_most_recent_anndata_manager(adata)
+    subset = np.random.default_rng(0).permutation(103)[:90]
+    reads = []
+    full = manager.create_torch_dataset()
+    original = type(full).__getitem__
+
+    def spy(self, rows):
+        reads.append(np.asarray(rows))
+        return original(self, rows)
+
+    torch.manual_seed(5)
+    theirs = _batches(AnnDataLoader(manager, indices=subset, batch_size=16, shuffle=True))
+    torch.manual_seed(5)
+    type(full).__getitem__ = spy
+    try:
+        ours = _batches(CplMixDataLoader(manager, indices=subset, batch_size=16, shuffle=True))
+    finally:
+        type(full).__getitem__ = original
+    assert len(ours) == len(theirs) == 6
+    for mine, ref in zip(ours, theirs, strict=True):
+        assert mine.keys() == ref.keys()
+        for key in ref:
+            np.testing.assert_array_equal(mine[key], ref[key])
+    assert len(reads) == 6 and all(np.all(np.diff(r) > 0) for r in reads)
+    assert sorted(np.concatenate(reads).tolist()) == sorted(subset.tolist())
+
+
+def test_loader_rejects_sparse_tensors(make_adata):
+    from cplmixvi.train import CplMixDataLoader
+
+    adata = make_adata(n_cells=20, n_genes=5)
+    CplMixVI.setup_anndata(adata, layer="counts")
+    manager = CplMixVI._get_most_recent_anndata_manager(adata)
+    with pytest.raises(ValueError, match="load_sparse_tensor"):
+        CplMixDataLoader(manager, load_sparse_tensor=True)
 
 
 def test_is_distributed():
@@ -106,17 +134,6 @@ def test_normal_likelihood_matches_torch_normal():
     log_std = torch.randn(2, 1, 7, generator=gen) * 0.3
     expected = -Normal(mean, log_std.exp()).log_prob(x).sum(-1)
     torch.testing.assert_close(gaussian_nll(x, mean, log_std), expected)
-
-
-def test_gumbel_softmax_sample_has_the_gumbel_max_distribution():
-    from cplmixvi.nn import gumbel_softmax_sample
-
-    torch.manual_seed(0)
-    logits = torch.log(torch.tensor([0.6, 0.3, 0.1])).expand(20000, 3)
-    sample = gumbel_softmax_sample(logits, torch.tensor(0.1))
-    torch.testing.assert_close(sample.sum(-1), torch.ones(20000))
-    freq = torch.bincount(sample.argmax(-1), minlength=3).float() / 20000
-    torch.testing.assert_close(freq, torch.tensor([0.6, 0.3, 0.1]), atol=0.015, rtol=0)
 
 
 # ----- no full-matrix densification ---------------------------------------------------------

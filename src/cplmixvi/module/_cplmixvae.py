@@ -17,7 +17,6 @@ from cplmixvi.nn import (
     ArmLinear,
     ArmMLP,
     gaussian_nll,
-    gumbel_softmax_sample,
     perturbed_aitchison_sq,
 )
 
@@ -159,7 +158,8 @@ class CplMixVAE(BaseModuleClass):
         logits = self.type_head(h)
         log_probs = torch.log_softmax(logits, dim=-1)
         if self.training:
-            c = gumbel_softmax_sample(logits, self.temperature)
+            # a tensor temperature: no host synchronisation (same numbers as float(tau))
+            c = F.gumbel_softmax(logits, tau=self.temperature, hard=False)
         else:
             c = F.one_hot(logits.argmax(-1), self.n_types).to(logits.dtype)
         state = self.state_head(torch.cat([h, c], dim=-1))

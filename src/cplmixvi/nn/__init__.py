@@ -2,13 +2,12 @@
 
 from ._arm_layers import ArmBatchNorm, ArmLinear, ArmMLP
 from ._coupling import perturbed_aitchison_sq
-from ._fast import gaussian_nll, gumbel_softmax_sample
+from ._fast import gaussian_nll
 
 __all__ = [
     "ArmBatchNorm",
     "ArmLinear",
     "ArmMLP",
     "gaussian_nll",
-    "gumbel_softmax_sample",
     "perturbed_aitchison_sq",
 ]

@@ -1,12 +1,8 @@
-"""Cheaper equivalents of two per-step computations of the module.
+"""A cheaper Gaussian likelihood for the module's training step.
 
-- :func:`gumbel_softmax_sample` draws the Gumbel noise as ``-log(-log U)`` from uniforms:
-  on CPU, ``torch.Tensor.exponential_`` (what :func:`torch.nn.functional.gumbel_softmax` uses) is
-  several times slower than ``torch.rand`` for the same number of draws, and a temperature
-  given as a tensor needs no host synchronisation.
-- :func:`gaussian_nll` is the negative log-density of a Gaussian with per-feature standard
-  deviations, summed over features, in four passes over the data instead of the dozen of
-  :class:`torch.distributions.Normal` (and without its argument validation).
+:func:`gaussian_nll` is the negative log-density of a Gaussian with per-feature standard
+deviations, summed over features, in four passes over the data instead of the dozen of
+:class:`torch.distributions.Normal` (and without its argument validation).
 """
 
 from __future__ import annotations
@@ -14,17 +10,6 @@ from __future__ import annotations
 import math
 
 import torch
-
-
-def gumbel_softmax_sample(logits: torch.Tensor, temperature: torch.Tensor | float) -> torch.Tensor:
-    """A relaxed one-hot sample ``softmax((logits + g) / temperature)``, ``g ~ Gumbel(0, 1)``.
-
-    Same distribution as ``torch.nn.functional.gumbel_softmax(logits, tau, hard=False)``; the
-    uniforms are kept away from 0 so the noise is always finite.
-    """
-    uniform = torch.rand_like(logits).clamp_(min=torch.finfo(logits.dtype).tiny)
-    gumbel = -torch.log(-torch.log(uniform))
-    return torch.softmax((logits + gumbel) / temperature, dim=-1)
 
 
 def gaussian_nll(x: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:

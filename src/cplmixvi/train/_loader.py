@@ -1,22 +1,19 @@
-"""Minibatch loading that is fast and identical for dense, sparse and backed (on-disk) data.
+"""Minibatch loading that gives the same minibatches from dense, sparse and backed data.
 
-scvi-tools' :class:`~scvi.dataloaders.AnnDataLoader` already fetches a whole minibatch with one
-``__getitem__`` call and densifies only that minibatch. This module adds one thing: the cell
-indices of every minibatch are sorted. Which cells form a minibatch stays random (the same
-permutation scheme as :class:`torch.utils.data.RandomSampler`); only their order inside it
-changes (to their row order in the AnnData), which no part of the loss depends on (batch norm
-and the coupling use minibatch statistics, the loss is a mean over cells). Sorting makes
+scvi-tools' :class:`~scvi.dataloaders.AnnDataLoader` fetches a whole minibatch with one
+``__getitem__`` call and densifies only that minibatch. For a backed (on-disk) AnnData it sorts
+the minibatch's rows (h5py needs increasing indices) and returns them in that sorted order,
+while in memory it returns them in the sampler's random order: the same seed then gave a
+different model from a backed file than from the same data in memory.
 
-- reading from a backed ``.h5ad`` possible at all (h5py needs increasing indices; scvi-tools
-  sorts them there but not in memory, so a backed and an in-memory copy of the same data gave
-  different minibatches), and faster (contiguous reads);
-- row slicing of an in-memory CSR matrix cache-friendly;
-- training from a dense array, a CSR matrix and a backed file give the same model for one seed.
+:class:`CplMixDataLoader` reads every minibatch's rows in increasing order (what h5py needs,
+and contiguous reads of CSR rows or disk chunks) and hands them back in the sampler's order.
+With scvi-tools' own samplers (``BatchSampler(RandomSampler)``, or its per-replica sampler
+under DDP) the in-memory minibatches, and so the trained models, are exactly those of
+scvi-tools' loader, and a backed file gives the same ones.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import torch
@@ -24,7 +21,7 @@ from lightning.pytorch.strategies import DDPStrategy
 from scvi import settings
 from scvi.dataloaders import DataSplitter
 from scvi.dataloaders._samplers import BatchDistributedSampler
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
 
 def is_distributed(strategy) -> bool:
@@ -34,88 +31,55 @@ def is_distributed(strategy) -> bool:
     return isinstance(strategy, DDPStrategy)
 
 
-class SortedBatchSampler(Sampler):
-    """Yield minibatches of dataset positions, each sorted, optionally in random order.
+class SortedReadDataset(Dataset):
+    """The rows ``indices`` of an :class:`~scvi.data.AnnTorchDataset`, read in sorted order.
+
+    ``dataset[positions]`` reads rows ``indices[positions]`` in increasing row order with one
+    call and returns them in the order of ``positions``.
 
     Parameters
     ----------
-    n_obs
-        Number of items in the dataset.
-    batch_size
-        Items per minibatch.
-    shuffle
-        Draw a new random permutation every epoch (from torch's global generator, which
-        ``scvi.settings.seed`` seeds).
-    drop_last
-        Drop the last, incomplete minibatch.
-    sort_key
-        Sort each minibatch's positions by ``sort_key[position]`` (e.g. the cells' row numbers
-        in the AnnData when the dataset is a subset) instead of by position.
+    dataset
+        scvi-tools' dataset over all rows of the registered AnnData.
+    indices
+        The AnnData rows this dataset exposes (e.g. the training cells).
     """
 
-    def __init__(
-        self,
-        n_obs: int,
-        batch_size: int,
-        shuffle: bool,
-        drop_last: bool = False,
-        sort_key: np.ndarray | None = None,
-    ):
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-        self.n_obs, self.batch_size = n_obs, batch_size
-        self.shuffle, self.drop_last = shuffle, drop_last
-        self.sort_key = sort_key
-
-    def _order(self) -> np.ndarray:
-        if not self.shuffle:
-            return np.arange(self.n_obs)
-        seed = int(torch.empty((), dtype=torch.int64).random_().item())
-        generator = torch.Generator().manual_seed(seed)
-        return torch.randperm(self.n_obs, generator=generator).numpy()
-
-    def __iter__(self):
-        order = self._order()
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
-            yield _sorted(order[start : start + self.batch_size], self.sort_key)
+    def __init__(self, dataset: Dataset, indices: np.ndarray):
+        self.dataset, self.indices = dataset, np.asarray(indices)
 
     def __len__(self) -> int:
-        if self.drop_last:
-            return self.n_obs // self.batch_size
-        return math.ceil(self.n_obs / self.batch_size)
+        return len(self.indices)
+
+    def __getitem__(self, positions) -> dict:
+        rows = self.indices[np.atleast_1d(np.asarray(positions))]
+        order = np.argsort(rows, kind="stable")
+        data = self.dataset[rows[order]]
+        if np.all(order[:-1] < order[1:]):  # already in increasing order
+            return data
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        return {key: _take(value, inverse) for key, value in data.items()}
 
 
-def _sorted(positions: np.ndarray, key: np.ndarray | None) -> np.ndarray:
-    if key is None:
-        return np.sort(positions)
-    return positions[np.argsort(key[positions], kind="stable")]
-
-
-class SortedBatchDistributedSampler(BatchDistributedSampler):
-    """scvi-tools' per-replica minibatch sampler for DDP, with each minibatch sorted.
-
-    ``sort_key`` as in :class:`SortedBatchSampler`; other arguments those of
-    :class:`~scvi.dataloaders.BatchDistributedSampler`.
-    """
-
-    def __init__(self, dataset, sort_key: np.ndarray | None = None, **kwargs):
-        super().__init__(dataset, **kwargs)
-        self.sort_key = sort_key
-
-    def __iter__(self):
-        for batch in super().__iter__():
-            yield _sorted(np.asarray(batch), self.sort_key)
+def _take(value, rows: np.ndarray):
+    if isinstance(value, torch.Tensor) and value.layout != torch.strided:
+        raise ValueError(
+            "CplMixDataLoader does not reorder sparse tensors; do not pass load_sparse_tensor."
+        )
+    return value[rows]
 
 
 class CplMixDataLoader(DataLoader):
-    """Drop-in for :class:`~scvi.dataloaders.AnnDataLoader` with sorted minibatch indices.
+    """Drop-in for :class:`~scvi.dataloaders.AnnDataLoader` that reads rows in sorted order.
 
     Takes the arguments of :class:`~scvi.dataloaders.AnnDataLoader` (``adata_manager``,
     ``indices``, ``batch_size``, ``shuffle``, ``drop_last``, ``data_and_attributes``,
-    ``distributed_sampler``, ``load_sparse_tensor``, ``drop_dataset_tail`` and DataLoader
-    keywords such as ``num_workers`` or ``pin_memory``). Each minibatch is one
-    ``__getitem__`` call on scvi-tools' :class:`~scvi.data.AnnTorchDataset`, which densifies
-    only those rows of a sparse or backed matrix.
+    ``distributed_sampler``, ``drop_dataset_tail`` and DataLoader keywords such as
+    ``num_workers`` or ``pin_memory``) and uses the same samplers, so a seed draws the same
+    minibatches. Each minibatch is one ``__getitem__`` call on scvi-tools'
+    :class:`~scvi.data.AnnTorchDataset`, which densifies only those rows of a sparse or backed
+    matrix.
     """
 
     def __init__(
@@ -124,39 +88,37 @@ class CplMixDataLoader(DataLoader):
         indices=None,
         batch_size: int = 128,
         shuffle: bool = False,
-        sampler: Sampler | None = None,
         drop_last: bool = False,
         drop_dataset_tail: bool = False,
         data_and_attributes=None,
-        iter_ndarray: bool = False,
         distributed_sampler: bool = False,
         load_sparse_tensor: bool = False,
         **kwargs,
     ):
-        if sampler is not None or iter_ndarray:  # not ours to handle: scvi-tools' loader
-            raise ValueError("CplMixDataLoader does not take `sampler` or `iter_ndarray`.")
+        if load_sparse_tensor or kwargs.pop("iter_ndarray", False) or "sampler" in kwargs:
+            raise ValueError(
+                "CplMixDataLoader does not take `load_sparse_tensor`, `iter_ndarray` or "
+                "`sampler`; use scvi.dataloaders.AnnDataLoader for those."
+            )
         if indices is None:
             indices = np.arange(adata_manager.adata.shape[0])
         indices = np.asarray(indices)
         if indices.dtype == bool:
             indices = np.flatnonzero(indices)
         self.indices = indices
-        dataset = adata_manager.create_torch_dataset(
-            indices=indices,
-            data_and_attributes=data_and_attributes,
-            load_sparse_tensor=load_sparse_tensor,
-        )
+        full = adata_manager.create_torch_dataset(data_and_attributes=data_and_attributes)
+        dataset = SortedReadDataset(full, indices)
         if distributed_sampler:
-            sampler = SortedBatchDistributedSampler(
+            sampler = BatchDistributedSampler(
                 dataset,
                 batch_size=batch_size,
                 drop_last=drop_last,
                 drop_dataset_tail=drop_dataset_tail,
                 shuffle=shuffle,
-                sort_key=indices,
             )
         else:
-            sampler = SortedBatchSampler(len(indices), batch_size, shuffle, drop_last, indices)
+            order = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
+            sampler = BatchSampler(order, batch_size=batch_size, drop_last=drop_last)
         kwargs.setdefault("num_workers", settings.dl_num_workers)
         kwargs.setdefault("persistent_workers", settings.dl_persistent_workers)
         # batch_size=None: the sampler yields whole minibatches, fetched in one call
@@ -164,15 +126,9 @@ class CplMixDataLoader(DataLoader):
 
 
 class CplMixDataSplitter(DataSplitter):
-    """scvi-tools' :class:`~scvi.dataloaders.DataSplitter` that loads with sorted minibatches."""
+    """scvi-tools' :class:`~scvi.dataloaders.DataSplitter` with :class:`CplMixDataLoader`."""
 
     data_loader_cls = CplMixDataLoader
 
 
-__all__ = [
-    "CplMixDataLoader",
-    "CplMixDataSplitter",
-    "SortedBatchDistributedSampler",
-    "SortedBatchSampler",
-    "is_distributed",
-]
+__all__ = ["CplMixDataLoader", "CplMixDataSplitter", "SortedReadDataset", "is_distributed"]
