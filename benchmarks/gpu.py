@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
             )
             print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
-    table["cells_per_hour"] = (table["cells_per_s"] * 3600).round(-3)
+    table["cells_per_hour"] = (table["cells_per_s"] * 3600).round(-3).astype(int)
     name = re.sub(r"[^A-Za-z0-9]+", "_", card).strip("_") + ("_quick" if args.quick else "")
     args.out.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out / f"gpu_{name}.csv", index=False)
