@@ -13,12 +13,7 @@ from torch import nn
 from torch.distributions import Normal, kl_divergence
 
 from cplmixvi.augment import Augmenter, Identity
-from cplmixvi.nn import (
-    ArmLinear,
-    ArmMLP,
-    gaussian_nll,
-    perturbed_aitchison_sq,
-)
+from cplmixvi.nn import ArmLinear, ArmMLP, gaussian_nll, perturbed_aitchison_sq
 
 Likelihood = Literal["nb", "zinb", "normal", "bernoulli"]
 COUNT_LIKELIHOODS = ("nb", "zinb")
