@@ -12,7 +12,6 @@ import torch
 from anndata import AnnData
 from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager, fields
-from scvi.dataloaders import DataSplitter
 from scvi.model.base import BaseModelClass
 from scvi.train import TrainRunner
 from scvi.utils import setup_anndata_dsp
@@ -28,7 +27,7 @@ from cplmixvi.model._validation import (
     check_sizes,
 )
 from cplmixvi.module import CplMixVAE
-from cplmixvi.train import CplMixTrainingPlan
+from cplmixvi.train import CplMixDataSplitter, CplMixTrainingPlan, is_distributed
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +89,7 @@ class CplMixVI(BaseModelClass):
 
     _module_cls = CplMixVAE
     _training_plan_cls = CplMixTrainingPlan
-    _data_splitter_cls = DataSplitter
+    _data_splitter_cls = CplMixDataSplitter
     _train_runner_cls = TrainRunner
 
     def __init__(
@@ -242,6 +241,7 @@ class CplMixVI(BaseModelClass):
         augmentation: str | Augmenter | list | None = None,
         accelerator: str = "auto",
         devices: int | list[int] | str = "auto",
+        strategy: str | object = "auto",
         plan_kwargs: dict | None = None,
         datasplitter_kwargs: dict | None = None,
         **trainer_kwargs,
@@ -273,6 +273,10 @@ class CplMixVI(BaseModelClass):
             (same values; pass ``"none"`` for no augmentation). ``None`` keeps the current one.
         accelerator, devices
             Lightning device selection (``"cpu"``, ``"gpu"``, ``"auto"``...).
+        strategy
+            Lightning strategy, e.g. ``"ddp"`` to train on several GPUs (or CPU processes) with
+            ``devices=N``: each process reads its own share of every epoch's cells
+            (``batch_size`` cells per process and step). Early stopping is off under DDP.
         plan_kwargs
             Extra arguments for :class:`~cplmixvi.train.CplMixTrainingPlan`.
         datasplitter_kwargs
@@ -293,12 +297,16 @@ class CplMixVI(BaseModelClass):
             "temperature_end": temperature_end,
             **(plan_kwargs or {}),
         }
+        splitter_kwargs = {
+            "distributed_sampler": is_distributed(strategy),
+            **(datasplitter_kwargs or {}),
+        }
         splitter = self._data_splitter_cls(
             self.adata_manager,
             train_size=train_size,
             validation_size=validation_size,
             batch_size=batch_size,
-            **(datasplitter_kwargs or {}),
+            **splitter_kwargs,
         )
         plan = self._training_plan_cls(self.module, **plan_kwargs)
         runner = self._train_runner_cls(
@@ -308,6 +316,7 @@ class CplMixVI(BaseModelClass):
             max_epochs=max_epochs,
             accelerator=accelerator,
             devices=devices,
+            strategy=strategy,
             early_stopping=early_stopping,
             **trainer_kwargs,
         )

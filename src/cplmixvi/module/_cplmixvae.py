@@ -13,7 +13,7 @@ from torch import nn
 from torch.distributions import Normal, kl_divergence
 
 from cplmixvi.augment import Augmenter, Identity
-from cplmixvi.nn import ArmLinear, ArmMLP, perturbed_aitchison_sq
+from cplmixvi.nn import ArmLinear, ArmMLP, gaussian_nll, perturbed_aitchison_sq
 
 Likelihood = Literal["nb", "zinb", "normal", "bernoulli"]
 COUNT_LIKELIHOODS = ("nb", "zinb")
@@ -157,12 +157,14 @@ class CplMixVAE(BaseModuleClass):
             logits = logits.masked_fill(~self.type_mask, float("-inf"))
         log_probs = torch.log_softmax(logits, dim=-1)
         if self.training:
-            c = F.gumbel_softmax(logits, tau=float(self.temperature), hard=False)
+            # a tensor temperature: no host synchronisation (same numbers as float(tau))
+            c = F.gumbel_softmax(logits, tau=self.temperature, hard=False)
         else:
             c = F.one_hot(logits.argmax(-1), self.n_types).to(logits.dtype)
         state = self.state_head(torch.cat([h, c], dim=-1))
         qs_mean, qs_logvar = state.chunk(2, dim=-1)
-        qs = Normal(qs_mean, torch.exp(0.5 * qs_logvar.clamp(-15.0, 15.0)) + 1e-4)
+        qs_std = torch.exp(0.5 * qs_logvar.clamp(-15.0, 15.0)) + 1e-4
+        qs = Normal(qs_mean, qs_std, validate_args=False)
         s = qs.loc if deterministic else qs.rsample()
         return {
             "x_aug": xa,
@@ -210,7 +212,7 @@ class CplMixVAE(BaseModuleClass):
             )
             return -dist.log_prob(x).sum(-1)
         if lik == "normal":
-            return -Normal(gen["px_out"], self.feature_param.exp()).log_prob(x).sum(-1)
+            return gaussian_nll(x, gen["px_out"], self.feature_param)
         return F.binary_cross_entropy_with_logits(
             gen["px_out"], x.expand_as(gen["px_out"]), reduction="none"
         ).sum(-1)
@@ -232,7 +234,8 @@ class CplMixVAE(BaseModuleClass):
         rec = self.reconstruction_nll(inf["x_aug"], generative_outputs)
         prior_mean, prior_std = self.state_prior_params(inf["c"])
         kl_state = kl_divergence(
-            Normal(inf["qs_mean"], inf["qs_std"]), Normal(prior_mean, prior_std)
+            Normal(inf["qs_mean"], inf["qs_std"], validate_args=False),
+            Normal(prior_mean, prior_std, validate_args=False),
         ).sum(-1)
         log_probs, c = self.surviving(inf["log_probs"]), self.surviving(inf["c"])
         probs = log_probs.exp()

@@ -2,5 +2,12 @@
 
 from ._arm_layers import ArmBatchNorm, ArmLinear, ArmMLP
 from ._coupling import perturbed_aitchison_sq
+from ._fast import gaussian_nll
 
-__all__ = ["ArmBatchNorm", "ArmLinear", "ArmMLP", "perturbed_aitchison_sq"]
+__all__ = [
+    "ArmBatchNorm",
+    "ArmLinear",
+    "ArmMLP",
+    "gaussian_nll",
+    "perturbed_aitchison_sq",
+]

@@ -7,6 +7,8 @@ import math
 
 from scvi.train import TrainingPlan
 
+from cplmixvi.train._epoch_metrics import EpochMetricsMixin
+
 # scvi-tools 1.5 defaults to Adam(fused=True), whose rounding differs from 1.4's Adam; keeping the
 # plain Adam makes a seed give the same model on both versions.
 _HAS_FUSED_OPTION = "fused_optimizer" in inspect.signature(TrainingPlan.__init__).parameters
@@ -20,7 +22,7 @@ def annealed_temperature(epoch: int, n_epochs: int, start: float, end: float) ->
     return start * math.exp(frac * math.log(end / start))
 
 
-class CplMixTrainingPlan(TrainingPlan):
+class CplMixTrainingPlan(EpochMetricsMixin, TrainingPlan):
     """Train a :class:`~cplmixvi.module.CplMixVAE` with an annealed type temperature.
 
     Parameters

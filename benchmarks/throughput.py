@@ -1,0 +1,253 @@
+"""Training throughput (cells per second per epoch) and peak memory, before/after, on MOp.
+
+Configurations (``mop_10x``, 11 444 cells x 500 genes, 90 % training cells):
+
+- ``reference``: the public cpl-mixVAE's MOp setting: log-CPM input, Gaussian likelihood,
+  K = 44, 2-d state, batch 1 000, per arm 4 hidden layers of 100 (ReLU + batch norm) in the
+  encoder and the decoder, Adam. Differences: the reference adds a 10-unit bottleneck layer
+  (500-100-100-100-100-10) before its heads and decoder input; ours reads the type and state
+  heads from the last 100-unit layer and decodes ``(s, c)`` straight into 100 units. The
+  reference drops input genes per arm; ours does the same with gene-dropout augmentation
+  (rate 0.1) and no dropout in the hidden layers. Also run with ``precision="bf16-mixed"``.
+- ``defaults``: package defaults on raw counts (NB, 2 x 128 hidden, batch 256, binomial
+  thinning for A > 1) with K = 44, for A = 1, 2, 5.
+
+Every (implementation, configuration) runs in a fresh process (peak memory is that process'
+maximum resident set), ``--epochs`` epochs without validation; the throughput is the median
+over epochs of (training cells / epoch time), excluding the first epoch. Implementations are
+source trees: ``--src`` gives ``name=path`` pairs (e.g. ``before=/work/main/src
+after=src``); they alternate within one run, so their ratio is robust to a shared machine.
+``--profile`` additionally profiles one epoch of the reference configuration per
+implementation with ``torch.profiler`` and writes the time breakdown.
+
+Usage::
+
+    OMP_NUM_THREADS=1 python benchmarks/throughput.py --threads 1 \
+        --src before=/work/main/src after=src [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+MOP = HERE.parent.parent / "shared" / "data" / "mop_10x.h5ad"
+REFERENCE = {
+    "n_types": 44,
+    "n_state": 2,
+    "n_hidden": 100,
+    "n_layers": 4,
+    "dropout_rate": 0.0,
+    "gene_likelihood": "normal",
+    "augmentation": "dropout",
+}
+CONFIGS = {
+    "reference A=2": ("logcpm", 1000, {**REFERENCE, "n_arms": 2}, {}),
+    "reference A=2 bf16-mixed": (
+        "logcpm",
+        1000,
+        {**REFERENCE, "n_arms": 2},
+        {"precision": "bf16-mixed"},
+    ),
+    "defaults A=1": ("counts", 256, {"n_types": 44, "n_arms": 1}, {}),
+    "defaults A=2": ("counts", 256, {"n_types": 44, "n_arms": 2}, {}),
+    "defaults A=5": ("counts", 256, {"n_types": 44, "n_arms": 5}, {}),
+}
+# reference figure of the public implementation on this machine class (1 thread, fp32)
+REFERENCE_CELLS_PER_S = 9200
+CATEGORIES = {
+    "matmul": ("bmm", "baddbmm", "addmm", "mm", "matmul", "linear"),
+    "batch norm": ("batch_norm",),
+    "random numbers": ("uniform_", "exponential_", "bernoulli", "normal_", "random_", "binomial"),
+    "optimizer": ("Optimizer.step",),
+    "data loading": ("DataLoader", "_SingleProcessDataLoaderIter"),
+}
+
+
+def load_mop(layer: str):
+    """MOp counts with a log-CPM layer (sparse, like the counts)."""
+    import anndata as ad
+    import scanpy as sc
+
+    adata = ad.read_h5ad(MOP)
+    if layer == "logcpm":
+        adata.layers["logcpm"] = adata.layers["counts"].copy()
+        sc.pp.normalize_total(adata, target_sum=1e6, layer="logcpm")
+        sc.pp.log1p(adata, layer="logcpm")
+    return adata
+
+
+def run_child(config: str, epochs: int, threads: int, profile: bool) -> dict:
+    """Train one configuration in this process; return per-epoch throughput and peak memory."""
+    import lightning.pytorch as pl
+    import scvi
+    import torch
+
+    from cplmixvi import CplMixVI
+
+    torch.set_num_threads(threads)
+    layer, batch_size, model_kwargs, trainer_kwargs = CONFIGS[config]
+    adata = load_mop(layer)
+    CplMixVI.setup_anndata(adata, layer=layer)
+    scvi.settings.seed = 0
+    model = CplMixVI(adata, **model_kwargs)
+
+    class EpochTimer(pl.Callback):
+        def __init__(self):
+            self.times, self.prof = [], None
+
+        def on_train_epoch_start(self, trainer, module):
+            if profile and trainer.current_epoch == 1:
+                self.prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
+                self.prof.__enter__()
+            self.start = time.perf_counter()
+
+        def on_train_epoch_end(self, trainer, module):
+            self.times.append(time.perf_counter() - self.start)
+            if self.prof is not None and trainer.current_epoch == 1:
+                self.prof.__exit__(None, None, None)
+
+    timer = EpochTimer()
+    model.train(
+        max_epochs=epochs,
+        batch_size=batch_size,
+        accelerator="cpu",
+        devices=1,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+        **trainer_kwargs,
+    )
+    n_train = len(model.train_indices)
+    out = {
+        "config": config,
+        "n_train_cells": n_train,
+        "batch_size": batch_size,
+        "epoch_s": timer.times,
+        "cells_per_s": statistics.median(n_train / t for t in timer.times[1:]),
+        "peak_rss_mb": peak_rss_mb(),
+        "torch_threads": torch.get_num_threads(),
+    }
+    if timer.prof is not None:
+        out["profile"] = breakdown(timer.prof, timer.times[1])
+    return out
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (VmHWM of /proc/self/status)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def breakdown(prof, wall_s: float) -> dict:
+    """Seconds per category of one profiled epoch; the rest of the wall time is 'host'."""
+    totals = dict.fromkeys(CATEGORIES, 0.0)
+    totals["other tensor ops"] = 0.0
+    for event in prof.key_averages():
+        name = event.key
+        seconds = event.self_cpu_time_total / 1e6
+        for category, keys in CATEGORIES.items():
+            if any(key in name for key in keys):
+                if category == "data loading":
+                    seconds = event.cpu_time_total / 1e6  # the loader's own call tree
+                totals[category] += seconds
+                break
+        else:
+            if name.startswith("aten::") or "Backward" in name:
+                totals["other tensor ops"] += seconds
+    totals = {k: v for k, v in totals.items()}
+    totals["python/Lightning host work"] = max(wall_s - sum(totals.values()), 0.0)
+    totals["epoch wall"] = wall_s
+    return totals
+
+
+def run_in_fresh_process(src: str, config: str, args) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(Path(src).resolve()), "OMP_WAIT_POLICY": "PASSIVE"}
+    env["OMP_NUM_THREADS"] = str(args.threads)
+    cmd = [sys.executable, __file__, "--child", config, "--epochs", str(args.epochs)]
+    cmd += ["--threads", str(args.threads)] + (["--profile"] if args.profile else [])
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{config} with {src} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--src", nargs="+", default=["after=src"], help="name=path pairs")
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS))
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(run_child(args.child, args.epochs, args.threads, args.profile)))
+        return
+    import pandas as pd
+
+    sources = dict(item.split("=", 1) for item in args.src)
+    rows, profiles = [], {}
+    for config in args.configs:
+        for name, src in sources.items():
+            want_profile = args.profile and config == "reference A=2"
+            args_c = argparse.Namespace(**{**vars(args), "profile": want_profile})
+            result = run_in_fresh_process(src, config, args_c)
+            if "profile" in result:
+                profiles[name] = result.pop("profile")
+            result["epoch_s"] = " ".join(f"{t:.2f}" for t in result["epoch_s"])
+            rows.append({"implementation": name, **result})
+            print(rows[-1], flush=True)
+    write_results(pd.DataFrame(rows), profiles, args)
+
+
+def write_results(table, profiles: dict, args) -> None:
+    """CSV of every run and a markdown summary with ratios and the profile breakdown."""
+    import pandas as pd
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = f"throughput_{args.threads}thread"
+    table.to_csv(args.out / f"{stem}.csv", index=False)
+    wide = table.pivot(index="config", columns="implementation", values="cells_per_s")
+    wide = wide.reindex([c for c in CONFIGS if c in wide.index])
+    names = list(dict(item.split("=", 1) for item in args.src))
+    lines = [
+        f"# Training throughput on MOp, {args.threads} torch thread(s)",
+        "",
+        f"Cells per second per training epoch (median over epochs 2-{args.epochs}); peak "
+        "resident memory of the training process. Reference figure of the public "
+        f"implementation: {REFERENCE_CELLS_PER_S} cells/s (1 thread, fp32).",
+        "",
+    ]
+    summary = wide[names].round(0).astype(int)
+    if len(names) > 1:
+        summary[f"{names[-1]} / {names[0]}"] = (wide[names[-1]] / wide[names[0]]).round(2)
+    summary["x reference figure"] = (wide[names[-1]] / REFERENCE_CELLS_PER_S).round(2)
+    memory = table.pivot(index="config", columns="implementation", values="peak_rss_mb")
+    summary[f"peak MB ({names[-1]})"] = memory[names[-1]].reindex(wide.index).round(0)
+    lines += [summary.reset_index().to_markdown(index=False), ""]
+    if profiles:
+        prof = pd.DataFrame(profiles).round(3)
+        lines += [
+            "## Where one epoch of the reference configuration goes (seconds, torch.profiler)",
+            "",
+            prof.reset_index(names="part").to_markdown(index=False),
+            "",
+        ]
+    (args.out / f"{stem}.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
