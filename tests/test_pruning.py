@@ -155,6 +155,18 @@ def test_pruning_removes_the_planted_empty_type_first(data):
     assert len(model.history["elbo_train"]) == 3
 
 
+def test_train_option_prunes_after_training(data):
+    CplMixVI.setup_anndata(adata := data.copy(), layer="counts")
+    scvi.settings.seed = 0
+    model = CplMixVI(adata, n_types=6, **SMALL)
+    prune = {"threshold": 1.0, "max_rounds": 2, "epochs_per_round": 1, **TRAIN}
+    model.train(max_epochs=2, prune=prune, **TRAIN)
+    history = model.pruning_history_
+    assert list(history["n_types"]) == [6, 5, 4]
+    assert len(model.active_types) == 4
+    assert len(model.history["elbo_train"]) == 4  # 2 epochs, then one per pruning round
+
+
 def test_pruning_removes_the_planted_inconsistent_type(data, monkeypatch):
     """Planted posteriors: arms agree on types 0-2 except that they split type 2's cells."""
     model = _model(data.copy(), n_types=4)

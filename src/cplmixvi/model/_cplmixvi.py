@@ -242,6 +242,7 @@ class CplMixVI(BaseModelClass):
         accelerator: str = "auto",
         devices: int | list[int] | str = "auto",
         strategy: str | object = "auto",
+        prune: bool | dict = False,
         plan_kwargs: dict | None = None,
         datasplitter_kwargs: dict | None = None,
         **trainer_kwargs,
@@ -277,6 +278,10 @@ class CplMixVI(BaseModelClass):
             Lightning strategy, e.g. ``"ddp"`` to train on several GPUs (or CPU processes) with
             ``devices=N``: each process reads its own share of every epoch's cells
             (``batch_size`` cells per process and step). Early stopping is off under DDP.
+        prune
+            After training, remove the categories the arms do not agree on with :meth:`prune`:
+            ``True`` for its defaults, or a dict of its arguments (e.g.
+            ``{"threshold": 0.95, "min_types": 10}``). The history is in ``pruning_history_``.
         plan_kwargs
             Extra arguments for :class:`~cplmixvi.train.CplMixTrainingPlan`.
         datasplitter_kwargs
@@ -321,7 +326,9 @@ class CplMixVI(BaseModelClass):
             **trainer_kwargs,
         )
         self.module.train()  # Lightning keeps the eval mode an earlier fit ended in
-        return runner()
+        runner()
+        if prune:
+            self.prune(**({} if prune is True else prune))
 
     def prune(
         self,
