@@ -8,7 +8,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from importlib.metadata import PackageNotFoundError, version  # noqa: E402
 
-from . import augment, data, metrics, nn, pl, train  # noqa: E402
+from . import augment, data, metrics, nn, pl, tl, train  # noqa: E402
 from .model import CplMixVI  # noqa: E402
 from .module import CplMixVAE  # noqa: E402
 
@@ -17,4 +17,4 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
-__all__ = ["CplMixVAE", "CplMixVI", "augment", "data", "metrics", "nn", "pl", "train"]
+__all__ = ["CplMixVAE", "CplMixVI", "augment", "data", "metrics", "nn", "pl", "tl", "train"]

@@ -1,5 +1,8 @@
-"""Plots: take AnnData first, return matplotlib Axes."""
+"""Plots: take AnnData (or a result table) first, return matplotlib Axes."""
 
+from ._confusion import confusion
+from ._states import state_distributions
+from ._traversal import traversal_heatmap
 from ._umap import types_umap
 
-__all__ = ["types_umap"]
+__all__ = ["confusion", "state_distributions", "traversal_heatmap", "types_umap"]
