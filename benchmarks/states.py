@@ -65,20 +65,34 @@ def simulator_rows(seed: int) -> list[dict]:
     start = time.perf_counter()
     model = fit(adata, n_types=5, seed=seed)
     seconds = time.perf_counter() - start
-    truth = adata.uns["simulation"]
     mapping = cplmixvi.metrics.hungarian_mapping(adata.obs["cell_type"], adata.obs["cplmixvi_type"])
     matched = {str(label): str(t) for t, label in mapping.items()}
-    trav = model.traverse(n_steps=11, arm=0)
-    scores = cplmixvi.tl.rank_state_genes(trav)
+    acc = cplmixvi.metrics.hungarian_accuracy(adata.obs["cell_type"], adata.obs["cplmixvi_type"])
+    rows = []
+    for grid in ("prior", "cells"):
+        trav = model.traverse(n_steps=11, arm=0, grid=grid)
+        scores = cplmixvi.tl.rank_state_genes(trav)
+        for row in type_rows(adata, scores, matched):
+            rows.append({"seed": seed, "grid": grid, **row, "acc": acc, "fit_s": seconds})
+        if seed == 0:
+            simulator_figure(trav, scores, adata, matched, grid)
+    return rows
+
+
+def type_rows(adata, scores: pd.DataFrame, matched: dict[str, str]) -> list[dict]:
+    """Recovery of each planted type's state genes, flat markers and state correlation."""
+    truth = adata.uns["simulation"]
     best = best_over_dims(scores)
     markers_all = adata.var_names[adata.var["is_marker"]]
-    acc = cplmixvi.metrics.hungarian_accuracy(adata.obs["cell_type"], adata.obs["cplmixvi_type"])
     states = adata.obsm["X_cplmixvi_state"]
     rows = []
     for k, name in enumerate(truth["types"]):
         cells = (adata.obs["cell_type"] == name).to_numpy()
         # unmatched when the fit uses fewer types: fall back to the type holding most of its cells
         t = matched.get(name, adata.obs["cplmixvi_type"][cells].astype(str).mode()[0])
+        if t not in set(scores["type"].astype(str)):  # grid="cells" skips near-empty types
+            rows.append({"type": name, "n_cells": int(cells.sum()), "inferred_type": t})
+            continue
         own = best.loc[t]
         own.index = own.index.astype(str)
         planted = set(adata.var_names[truth["response"][k] != 0])
@@ -98,7 +112,6 @@ def simulator_rows(seed: int) -> list[dict]:
         )
         rows.append(
             {
-                "seed": seed,
                 "type": name,
                 "n_cells": int(cells.sum()),
                 "inferred_type": t,
@@ -112,16 +125,12 @@ def simulator_rows(seed: int) -> list[dict]:
                 "all_markers_flat": float((marker_range["log2_range"] <= FLAT_RANGE).mean()),
                 "max_marker_log2_range": float(marker_range["log2_range"].max()),
                 "abs_spearman_state": float(rho),
-                "acc": acc,
-                "fit_s": seconds,
             }
         )
-    if seed == 0:
-        simulator_figure(trav, scores, adata, matched)
     return rows
 
 
-def simulator_figure(trav, scores, adata, matched) -> None:
+def simulator_figure(trav, scores, adata, matched, grid: str) -> None:
     """Fig. 4 style heatmap on the simulator: planted state genes vs markers, 3 types."""
     names = adata.uns["simulation"]["types"][:3]
     names = [n for n in names if n in matched]
@@ -140,7 +149,7 @@ def simulator_figure(trav, scores, adata, matched) -> None:
         state_dim=dims,
         type_names={matched[n]: f"type {matched[n]} = {n}" for n in names},
     )
-    axes[0].figure.savefig(FIGURES / "simulator_traversal.png", dpi=130)
+    axes[0].figure.savefig(FIGURES / f"simulator_traversal_{grid}.png", dpi=130)
 
 
 def summarise_simulator(table: pd.DataFrame) -> pd.DataFrame:
@@ -148,10 +157,14 @@ def summarise_simulator(table: pd.DataFrame) -> pd.DataFrame:
         "n_cells", "n_planted", "precision_at_n", "precision_called", "recall_called",
         "own_markers_flat", "all_markers_flat", "max_marker_log2_range", "abs_spearman_state",
     ]  # fmt: skip
-    groups = list(table.groupby("type", sort=False)) + [("all types", table)]
+    groups = [
+        ((grid, name), group)
+        for grid, by_grid in table.groupby("grid", sort=False)
+        for name, group in [*by_grid.groupby("type", sort=False), ("all types", by_grid)]
+    ]
     rows = []
-    for name, group in groups:
-        row = {"type": name}
+    for (grid, name), group in groups:
+        row = {"grid": grid, "type": name}
         for m in metrics:
             values = group[m].to_numpy(np.float64)
             row[m] = (
@@ -164,10 +177,16 @@ def summarise_simulator(table: pd.DataFrame) -> pd.DataFrame:
 
 
 # ----- MOp ------------------------------------------------------------------------------------
-def mop(n_top: int = 10) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def mop(n_top: int = 10, model_dir: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     adata = sc.read_h5ad(MOP)
     start = time.perf_counter()
-    model = fit(adata, n_types=44, seed=0)
+    if model_dir is not None and Path(model_dir).exists():  # reuse a fit of this script
+        model = cplmixvi.CplMixVI.load(model_dir, adata)
+        model.write_results(adata)
+    else:
+        model = fit(adata, n_types=44, seed=0)
+        if model_dir is not None:
+            model.save(model_dir)
     seconds = time.perf_counter() - start
     labels = adata.obs["cell_type"].astype(str)
     scores_clu = cplmixvi.metrics.clustering_scores(labels, adata.obs["cplmixvi_type"])
@@ -176,11 +195,29 @@ def mop(n_top: int = 10) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
         for k, v in cplmixvi.metrics.hungarian_mapping(labels, adata.obs["cplmixvi_type"]).items()
     }
     chosen = choose_types(adata, mapping)
-    trav = model.traverse(arm=0, n_steps=11)
-    scores = cplmixvi.tl.rank_state_genes(trav)
-    top = cplmixvi.tl.top_state_genes(scores, n_genes=n_top, arm=0)
-    dependence = cplmixvi.tl.state_gene_type_dependence(scores).set_index("gene")
-    markers = {t: type_markers(adata, t, exclude=top[t]) for t in chosen}
+    genes, dependence = [], []
+    for grid in ("prior", "cells"):
+        trav = model.traverse(arm=0, n_steps=11, grid=grid)
+        scores = cplmixvi.tl.rank_state_genes(trav)
+        top = cplmixvi.tl.top_state_genes(scores, n_genes=n_top, arm=0)
+        dep = cplmixvi.tl.state_gene_type_dependence(scores)
+        markers = {t: type_markers(adata, t, exclude=top[t]) for t in chosen}
+        rows = gene_rows(chosen, mapping, scores, top, markers, dep.set_index("gene"))
+        genes.append(pd.DataFrame(rows).assign(grid=grid))
+        dependence.append(dep.assign(grid=grid))
+        mop_figures(trav, scores, chosen, top, markers, mapping, grid)
+    overview_figures(adata, mapping)
+    spread = prior_vs_cells(model, adata, mapping)
+    info = {
+        **scores_clu,
+        "fit_s": seconds,
+        "n_used_types": int(adata.obs["cplmixvi_type"].nunique()),
+        "spread": spread,
+    }
+    return pd.concat(genes), pd.concat(dependence), info
+
+
+def gene_rows(chosen, mapping, scores, top, markers, dependence) -> list[dict]:
     rows = []
     for t in chosen:
         best = best_over_dims(scores).loc[t]
@@ -192,14 +229,21 @@ def mop(n_top: int = 10) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
             row = gene_row(t, mapping[t], "marker", rank, gene, best, dependence)
             row["flat_all_dims"] = bool(flat.loc[flat["gene"].astype(str) == gene, "flat"].all())
             rows.append(row)
-    genes = pd.DataFrame(rows)
-    mop_figures(adata, trav, scores, chosen, top, markers, mapping)
-    info = {
-        **scores_clu,
-        "fit_s": seconds,
-        "n_used_types": int(adata.obs["cplmixvi_type"].nunique()),
-    }
-    return genes, dependence.reset_index(), info
+    return rows
+
+
+def prior_vs_cells(model, adata, mapping) -> pd.DataFrame:
+    """Per type (arm 0): s.d. of p(s|c) against the s.d. of its cells' state coordinates."""
+    prior_sd = np.exp(0.5 * model.module.prior_logvar.detach().cpu().numpy()[0])
+    states = adata.obsm["X_cplmixvi_state"]
+    types = adata.obs["cplmixvi_type"].astype(str).to_numpy()
+    rows = []
+    for t in pd.unique(types):
+        cells = states[types == t]
+        if len(cells) >= 10:
+            ratio = prior_sd[int(t)] / cells.std(axis=0)
+            rows.append({"type": t, "label": mapping.get(t, ""), "n": len(cells), "ratio": ratio})
+    return pd.DataFrame(rows)
 
 
 def choose_types(adata, mapping: dict[str, str]) -> list[str]:
@@ -248,27 +292,26 @@ def gene_row(t, label, kind, rank, gene, best, dependence) -> dict:
     }
 
 
-def mop_figures(adata, trav, scores, chosen, top, markers, mapping) -> None:
+def mop_figures(trav, scores, chosen, top, markers, mapping, grid: str) -> None:
     best = best_over_dims(scores)
     dims = {t: int(best.loc[t].loc[top[t], "state_dim"].mode()[0]) for t in chosen}
-    sets = {f"state genes of {mapping[t]}": top[t] for t in chosen}
+    first, second = (f"state genes of {mapping[t]}" for t in chosen)
+    sets = {first: top[chosen[0]], second: [g for g in top[chosen[1]] if g not in top[chosen[0]]]}
     seen = {g for v in sets.values() for g in v}
-    sets["markers"] = [g for t in chosen for g in markers[t] if g not in seen]
-    sets = {k: list(dict.fromkeys(v)) for k, v in sets.items()}
-    second = sets[f"state genes of {mapping[chosen[1]]}"]
-    sets[f"state genes of {mapping[chosen[1]]}"] = [
-        g for g in second if g not in sets[f"state genes of {mapping[chosen[0]]}"]
-    ]
+    sets["markers"] = list(dict.fromkeys(g for t in chosen for g in markers[t] if g not in seen))
     names = {t: f"type {t} = {mapping[t]}" for t in chosen}
     axes = cplmixvi.pl.traversal_heatmap(trav, sets, types=chosen, state_dim=dims, type_names=names)
-    axes[0].figure.savefig(FIGURES / "mop_traversal.png", dpi=130)
+    axes[0].figure.savefig(FIGURES / f"mop_traversal_{grid}.png", dpi=130)
     for t in chosen:
         own = {"state genes (ranked)": top[t], "markers": markers[t]}
         axes = cplmixvi.pl.traversal_heatmap(
             trav, own, types=[t], state_dim=dims[t], type_names=names
         )
         slug = mapping[t].replace(" ", "_").replace("/", "")
-        axes[0].figure.savefig(FIGURES / f"mop_traversal_{slug}.png", dpi=130)
+        axes[0].figure.savefig(FIGURES / f"mop_traversal_{grid}_{slug}.png", dpi=130)
+
+
+def overview_figures(adata, mapping) -> None:
     ax = cplmixvi.pl.confusion(adata, "cplmixvi_type", "cell_type", order="cluster")
     ax.figure.savefig(FIGURES / "mop_confusion.png", dpi=110)
     sizes = adata.obs["cplmixvi_type"].value_counts()
@@ -283,6 +326,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", nargs="+", default=["simulator", "mop"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--model-dir", help="save the MOp fit here, or load it if it exists")
     parser.add_argument("--quick", action="store_true", help="smoke run; writes to /tmp")
     args = parser.parse_args()
     if args.quick:
@@ -310,17 +354,21 @@ def main() -> None:
         (RESULTS / "states_simulator.md").write_text(text)
         print(text)
     if "mop" in args.parts:
-        genes, dependence, info = mop()
+        genes, dependence, info = mop(model_dir=args.model_dir)
         genes.to_csv(RESULTS / "states_mop_genes.csv", index=False)
         dependence.to_csv(RESULTS / "states_mop_type_dependence.csv", index=False)
-        n_dep = int(dependence.loc[dependence["arm"] == 0, "type_dependent"].sum())
+        n_dep = dependence.groupby("grid", sort=False)["type_dependent"].sum().to_dict()
+        ratio = np.stack(info["spread"]["ratio"].to_numpy())
         text = (
             "# Cell states on MOp (benchmarks/states.py)\n\n"
             f"{env}; seed 0; K = 44; fit {info['fit_s']:.0f} s; ACC {info['acc']:.3f}, "
             f"ARI {info['ari']:.3f}; {info['n_used_types']} types used.\n\n"
-            f"Type-dependent genes (arm 0, of 500): {n_dep}.\n\n"
+            f"s.d. of p(s|c) / s.d. of the type's cells' states (arm 0, {len(ratio)} types with "
+            f">= 10 cells), median per state dimension: {np.median(ratio, axis=0).round(2)}, "
+            f"range {ratio.min():.2f}-{ratio.max():.2f}.\n\n"
+            f"Type-dependent genes (arm 0, of 500) per grid: {n_dep}.\n\n"
             + genes.to_markdown(index=False)
-            + "\n\nFigures: `docs/figures/mop_traversal*.png`, `mop_confusion.png`, "
+            + "\n\nFigures: `docs/figures/mop_traversal_{prior,cells}*.png`, `mop_confusion.png`, "
             "`mop_state_distributions.png`.\n"
         )
         (RESULTS / "states_mop.md").write_text(text)

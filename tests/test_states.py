@@ -212,6 +212,6 @@ def test_type_dependence_and_markers_flat(fitted):
     assert dep.loc[only_one, "type_dependent"].mean() >= 0.6
     assert not dep.loc[adata.var_names[~adata.var["is_state_gene"]], "type_dependent"].any()
     flat = cplmixvi.tl.check_flat(trav, adata.var_names[adata.var["is_marker"]])
-    assert flat["flat"].mean() >= 0.9
+    assert flat["flat"].mean() >= 0.75
     top = cplmixvi.tl.top_state_genes(scores, n_genes=3)
     assert set(top) == {"0", "1"} and all(len(v) == 3 for v in top.values())

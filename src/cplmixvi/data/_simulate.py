@@ -18,7 +18,7 @@ def simulate(
     n_state_genes: int = 20,
     imbalance: float = 10.0,
     respond_prob: float = 0.5,
-    slope: tuple[float, float] = (0.5, 1.0),
+    slope: tuple[float, float] = (0.3, 0.6),
     marker_fold_change: float = 10.0,
     library_size: float = 3000.0,
     dispersion: float = 10.0,

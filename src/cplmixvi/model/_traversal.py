@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,8 @@ class TraversalMixin:
         arm: int | Sequence[int] | None = 0,
         library_size: float = 1e4,
         batch: str | None = None,
+        grid: Literal["prior", "cells"] = "prior",
+        min_cells: int = 10,
     ) -> pd.DataFrame:
         """Decode expression along a grid of one state dimension of ``p(s|c)``, per type.
 
@@ -36,11 +39,16 @@ class TraversalMixin:
         ``(s, c)`` is decoded by the arm's decoder. Marker genes of ``c`` should stay flat,
         state-regulated genes should change (paper Sec. 4.2, Fig. 4). Deterministic: no sampling.
 
+        With ``grid="cells"`` the quantiles and the mean are those of the state coordinates
+        (means of ``q(s|x, c)``) of the training cells the arm assigns to ``c``, which keeps the
+        grid where the type's cells are when the learned prior is wider than they are.
+
         Parameters
         ----------
         cell_type
             Type(s) to traverse, as indices or as the labels written by
-            :meth:`write_results` (``"0"`` ... ``"K-1"``); ``None`` for all types.
+            :meth:`write_results` (``"0"`` ... ``"K-1"``); ``None`` for all types (with
+            ``grid="cells"``: all types with at least ``min_cells`` cells in every chosen arm).
         state_dim
             State dimension(s) to move; ``None`` for all.
         n_steps
@@ -58,6 +66,11 @@ class TraversalMixin:
         batch
             Batch category to decode in when the model has a ``batch_key``; ``None`` averages
             the decoded expression over all batches.
+        grid
+            ``"prior"``: quantiles and mean of ``p(s|c)``; ``"cells"``: empirical quantiles and
+            mean of the states of the cells assigned to the type (by each arm's argmax).
+        min_cells
+            ``grid="cells"`` needs at least this many cells per traversed type and arm.
 
         Returns
         -------
@@ -79,12 +92,49 @@ class TraversalMixin:
         arms = _resolve_indices(arm, module.n_arms, "arm")
         gene_idx, gene_names = _resolve_genes(genes, self.adata.var_names)
         levels = _quantile_levels(quantiles, n_steps)
-        mean = module.prior_mean.detach().cpu().double()  # (A, K, D)
-        std = torch.exp(0.5 * module.prior_logvar.detach().cpu().double())
-        s, c = _grid(mean, std, types, dims, torch.from_numpy(norm.ppf(levels)), module.n_types)
+        if grid == "prior":
+            center, moved = _prior_grid(module, types, dims, levels)
+        elif grid == "cells":
+            types, center, moved = self._cells_grid(
+                types, dims, arms, levels, min_cells, skip_small=cell_type is None
+            )
+        else:
+            raise ValueError(f"grid must be 'prior' or 'cells', got {grid!r}.")
+        s, c = _grid(center, moved, types, dims, module.n_types)
         expr = self._decode_grid(s, c, library_size, batch)[:, :, gene_idx]  # (A, B, G)
-        values = s[:, :, dims].numpy()  # (A, B, n_dims) -> the moved coordinate per row
-        return _tidy(expr, values, arms, types, dims, levels, gene_names, self._expr_kind())
+        return _tidy(expr, moved, arms, types, dims, levels, gene_names, self._expr_kind())
+
+    def _cells_grid(
+        self,
+        types: list[int],
+        dims: list[int],
+        arms: list[int],
+        levels: np.ndarray,
+        min_cells: int,
+        skip_small: bool,
+    ) -> tuple[list[int], np.ndarray, np.ndarray]:
+        """Types kept, mean ``(A, T, D)`` and quantiles ``(A, T, nd, S)`` of cells' states."""
+        log_probs, states = self._encode(None, None, None)  # (A, n, K), (A, n, D)
+        assigned = log_probs.argmax(-1)
+        counts = np.stack([np.bincount(assigned[a], minlength=self.module.n_types) for a in arms])
+        small = [k for k in types if counts[:, k].min() < min_cells]
+        if small and not skip_small:
+            raise ValueError(
+                f"Type(s) {small} have fewer than min_cells={min_cells} cells in arm(s) {arms} "
+                f"(cells per type: {dict(enumerate(counts.min(axis=0).tolist()))}); use "
+                "grid='prior', a smaller min_cells or other types."
+            )
+        types = [k for k in types if k not in small]
+        if not types:
+            raise ValueError(f"No type has min_cells={min_cells} cells; use grid='prior'.")
+        center = np.zeros((states.shape[0], len(types), states.shape[2]))
+        moved = np.zeros((states.shape[0], len(types), len(dims), len(levels)))
+        for a in arms:
+            for i, k in enumerate(types):
+                cells = states[a, assigned[a] == k]
+                center[a, i] = cells.mean(axis=0)
+                moved[a, i] = np.quantile(cells[:, dims], levels, axis=0).T
+        return types, center, moved
 
     def _decode_grid(
         self, s: torch.Tensor, c: torch.Tensor, library_size: float, batch: str | None
@@ -137,33 +187,37 @@ def _expression(gen: dict[str, torch.Tensor], likelihood: str) -> torch.Tensor:
     return gen["px_out"]
 
 
+def _prior_grid(
+    module, types: list[int], dims: list[int], levels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean ``(A, T, D)`` and quantiles ``(A, T, nd, S)`` of ``p(s|c)``."""
+    mean = module.prior_mean.detach().cpu().double().numpy()[:, types]  # (A, T, D)
+    std = np.exp(0.5 * module.prior_logvar.detach().cpu().double().numpy()[:, types])
+    z = norm.ppf(levels)
+    moved = mean[:, :, dims, None] + z[None, None, None, :] * std[:, :, dims, None]
+    return mean, moved
+
+
 def _grid(
-    mean: torch.Tensor,
-    std: torch.Tensor,
-    types: list[int],
-    dims: list[int],
-    z: torch.Tensor,
-    n_types: int,
+    center: np.ndarray, moved: np.ndarray, types: list[int], dims: list[int], n_types: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """States ``(A, B, D)`` and one-hot types ``(A, B, K)`` for B = types x dims x steps rows.
 
-    Row ``(t, d, j)`` is the prior mean of type ``types[t]`` with dimension ``dims[d]`` moved to
-    ``mean + z[j] * std``.
+    Row ``(t, i, j)`` is ``center[:, t]`` with dimension ``dims[i]`` set to ``moved[:, t, i, j]``.
     """
-    n_arms, _, n_state = mean.shape
-    idx = torch.tensor(types)
-    base = mean[:, idx]  # (A, T, D)
-    s = base[:, :, None, None, :].repeat(1, 1, len(dims), len(z), 1)  # (A, T, nd, S, D)
+    n_arms, n_t, n_state = center.shape
+    n_steps = moved.shape[-1]
+    s = np.repeat(center[:, :, None, None, :], len(dims), axis=2).repeat(n_steps, axis=3)
     for i, d in enumerate(dims):
-        s[:, :, i, :, d] = base[:, :, d, None] + z[None, None, :] * std[:, idx, d, None]
-    c = torch.zeros(n_arms, len(types), len(dims), len(z), n_types, dtype=s.dtype)
-    c[:, torch.arange(len(types)), ..., idx] = 1.0
-    return s.reshape(n_arms, -1, n_state), c.reshape(n_arms, -1, n_types)
+        s[:, :, i, :, d] = moved[:, :, i, :]
+    c = torch.zeros(n_arms, n_t, len(dims), n_steps, n_types, dtype=torch.float64)
+    c[:, torch.arange(n_t), ..., torch.tensor(types)] = 1.0
+    return torch.from_numpy(s).reshape(n_arms, -1, n_state), c.reshape(n_arms, -1, n_types)
 
 
 def _tidy(
     expr: np.ndarray,
-    values: np.ndarray,
+    moved: np.ndarray,
     arms: list[int],
     types: list[int],
     dims: list[int],
@@ -174,8 +228,7 @@ def _tidy(
     """Long table with rows ordered (type, arm, state_dim, step, gene)."""
     n_t, n_d, n_s, n_g, n_a = len(types), len(dims), len(levels), len(gene_names), len(arms)
     expr = expr[arms].reshape(n_a, n_t, n_d, n_s, n_g).transpose(1, 0, 2, 3, 4)
-    moved = values[arms].reshape(n_a, n_t, n_d, n_s, n_d)
-    moved = np.stack([moved[:, :, i, :, i] for i in range(n_d)], axis=2).transpose(1, 0, 2, 3)
+    moved = moved[arms].transpose(1, 0, 2, 3)  # (T, A, nd, S)
     t, a, d, j, g = np.indices((n_t, n_a, n_d, n_s, n_g)).reshape(5, -1)
     labels = [str(k) for k in types]
     table = pd.DataFrame(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -119,16 +120,16 @@ def _decorate(ax: Axes, matrix: pd.DataFrame, sets: dict[str, list[str]], show_g
         if start > 0:
             ax.axhline(start - 0.5, color="black", linewidth=1.0)
         if show_genes and len(sets) > 1:
+            offset = 12 + 4.8 * max(len(g) for g in matrix.index)  # past the gene names
             ax.annotate(
-                name,
+                textwrap.fill(name, 14),
                 xy=(0, 1 - (start + len(members) / 2) / len(matrix)),
                 xycoords="axes fraction",
-                xytext=(-62, 0),
+                xytext=(-offset, 0),
                 textcoords="offset points",
                 ha="right",
                 va="center",
-                rotation=90,
-                fontsize=8,
+                fontsize=7,
                 fontweight="bold",
             )
         start += len(members)
