@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scvi
+import torch
 
 import cplmixvi
 
@@ -33,7 +34,12 @@ def fitted(sim):
     scvi.settings.seed = 0
     cplmixvi.CplMixVI.setup_anndata(adata, layer="counts")
     model = cplmixvi.CplMixVI(adata, n_types=2, n_state=1, n_hidden=32, n_layers=1)
-    model.train(max_epochs=150, batch_size=128, accelerator="cpu", enable_progress_bar=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model trains fastest on one thread, more so on busy CPUs
+    try:
+        model.train(max_epochs=150, batch_size=128, accelerator="cpu", enable_progress_bar=False)
+    finally:
+        torch.set_num_threads(threads)
     model.write_results(adata)
     return model, adata
 
@@ -114,6 +120,20 @@ def test_traverse_normalised_and_deterministic(fitted):
     again = model.traverse(cell_type=0, n_steps=N_STEPS, library_size=1e4)
     pd.testing.assert_frame_equal(full, again)
     assert model.module.training is False
+
+
+def test_traverse_cells_grid(fitted):
+    model, adata = fitted
+    trav = model.traverse(cell_type="1", genes=["gene0"], n_steps=5, arm=1, grid="cells")
+    log_probs = model.get_type_probabilities(per_arm=True)
+    states = model._encode(None, None, None)[1]
+    cells = states[1, log_probs[1].argmax(-1) == 1, 0]
+    expected = np.quantile(cells, np.linspace(0.05, 0.95, 5))
+    assert np.allclose(trav["state"].to_numpy(), expected, atol=1e-5)
+    with pytest.raises(ValueError, match="fewer than min_cells"):
+        model.traverse(cell_type="1", grid="cells", min_cells=10_000)
+    with pytest.raises(ValueError, match="grid must be"):
+        model.traverse(grid="posterior")
 
 
 def test_traverse_moves_one_dimension_only(make_adata):

@@ -69,7 +69,7 @@ def traversal_heatmap(
     ordered = [g for members in sets.values() for g in members]
     panels = [_panel_matrix(traversal, t, dims[t], arm, ordered, pseudocount) for t in panel_types]
     limit = vmax or max(0.5, max(float(np.nanmax(np.abs(m.to_numpy()))) for m in panels))
-    fig = Figure(figsize=(1.2 + 2.4 * len(panels), 1.2 + 0.22 * len(ordered)), layout="constrained")
+    fig = Figure(figsize=(1.5 + 2.9 * len(panels), 1.2 + 0.22 * len(ordered)), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for i, (ax, t, matrix) in enumerate(zip(axes, panel_types, panels, strict=True)):
         image = ax.imshow(matrix.to_numpy(), aspect="auto", cmap=cmap, vmin=-limit, vmax=limit)
