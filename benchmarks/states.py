@@ -194,7 +194,9 @@ def mop(n_top: int = 10, model_dir: str | None = None) -> tuple[pd.DataFrame, pd
         str(k): str(v)
         for k, v in cplmixvi.metrics.hungarian_mapping(labels, adata.obs["cplmixvi_type"]).items()
     }
-    chosen = choose_types(adata, mapping)
+    arm0 = model.get_type_probabilities(per_arm=True)[0].argmax(axis=1)
+    arm0_counts = np.bincount(arm0, minlength=model.module.n_types)
+    chosen = choose_types(adata, mapping, {str(k) for k in np.flatnonzero(arm0_counts >= 50)})
     genes, dependence = [], []
     for grid in ("prior", "cells"):
         trav = model.traverse(arm=0, n_steps=11, grid=grid)
@@ -246,7 +248,7 @@ def prior_vs_cells(model, adata, mapping) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def choose_types(adata, mapping: dict[str, str]) -> list[str]:
+def choose_types(adata, mapping: dict[str, str], allowed: set[str]) -> list[str]:
     """The purest matched L5/L6 glutamatergic type and the purest matched GABAergic type."""
     table = pd.crosstab(adata.obs["cplmixvi_type"].astype(str), adata.obs["cell_type"].astype(str))
     purity = {
@@ -255,7 +257,7 @@ def choose_types(adata, mapping: dict[str, str]) -> list[str]:
         if t in table.index
     }
     size = {t: table.loc[t].sum() for t in purity}
-    ok = {t: p for t, p in purity.items() if size[t] >= 50}
+    ok = {t: p for t, p in purity.items() if size[t] >= 50 and t in allowed}
     glut = [t for t in ok if mapping[t].startswith(("L5", "L6"))]
     gaba = [t for t in ok if mapping[t].startswith(("Pvalb", "Sst", "Vip", "Lamp5"))]
     return [max(glut, key=ok.get), max(gaba, key=ok.get)]
