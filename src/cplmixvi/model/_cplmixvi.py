@@ -19,6 +19,7 @@ from scvi.utils import setup_anndata_dsp
 from cplmixvi.augment import Augmenter, get_augmenter
 from cplmixvi.model._pruning import prune_types
 from cplmixvi.model._results import assignments, fuse
+from cplmixvi.model._traversal import TraversalMixin
 from cplmixvi.model._validation import (
     check_choice,
     check_input_values,
@@ -32,7 +33,7 @@ from cplmixvi.train import CplMixDataSplitter, CplMixTrainingPlan, is_distribute
 logger = logging.getLogger(__name__)
 
 
-class CplMixVI(BaseModelClass):
+class CplMixVI(TraversalMixin, BaseModelClass):
     """Coupled mixture VAE (cpl-mixVAE) for discrete cell types and continuous cell states.
 
     ``n_arms`` autoencoder arms each see a different type-preserving copy of every cell and are

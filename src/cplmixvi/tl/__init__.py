@@ -1,6 +1,20 @@
-"""Analysis of a trained model: consensus of the arms, pruning history and choice of K."""
+"""Analysis of a trained model: consensus of the arms, choice of K, state genes, confusion."""
 
+from ._confusion import confusion_table, tree_leaf_order
 from ._consensus import category_agreement, co_assignment, consensus
 from ._select import pruning_history, select_n_types
+from ._state_genes import check_flat, rank_state_genes, state_gene_type_dependence, top_state_genes
 
-__all__ = ["category_agreement", "co_assignment", "consensus", "pruning_history", "select_n_types"]
+__all__ = [
+    "category_agreement",
+    "check_flat",
+    "co_assignment",
+    "confusion_table",
+    "consensus",
+    "pruning_history",
+    "rank_state_genes",
+    "select_n_types",
+    "state_gene_type_dependence",
+    "top_state_genes",
+    "tree_leaf_order",
+]

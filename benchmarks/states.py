@@ -1,0 +1,381 @@
+"""Cell states (issue 5): recovery of planted state genes and states, and MOp traversal figures.
+
+Simulator part: ``cplmixvi.data.simulate`` (3 000 cells, 200 genes, 5 types with 10:1 abundance
+ratio, 20 activity genes with a type-specific response), one fit per seed with package defaults
+(K = 5, 2 state dimensions, 2 arms). Each planted type is matched to an inferred type
+(Hungarian); that type is traversed (arm 0, both state dimensions, 11 steps over the 5-95 %
+quantiles of ``p(s|c)``) and its genes ranked by ``cplmixvi.tl.rank_state_genes`` (best score
+over the dimensions). Reported per type: precision of the top-n genes (n = planted state genes
+of the type, so precision = recall), precision and recall of the genes called responding
+(``|log2fc| >= 1`` and ``|spearman| >= 0.9``), whether the markers stay flat (log2 range <= 0.5
+in every dimension) and ``|Spearman|`` between the planted state and the inferred state
+coordinate (arm 0, best dimension) among the type's cells.
+
+MOp part: one fit on ``mop_10x.h5ad`` (K = 44, defaults, seed 0), traversal of all types, the
+ranked genes of one L5/L6 glutamatergic and one GABAergic type, and the figures under
+``docs/figures/``.
+
+Run: ``OMP_NUM_THREADS=1 /work/cpu_slot.sh python benchmarks/states.py`` (1 torch thread).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import scanpy as sc  # noqa: E402
+import scvi  # noqa: E402
+import torch  # noqa: E402
+from scipy.stats import spearmanr  # noqa: E402
+
+import cplmixvi  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results"
+FIGURES = ROOT.parent / "docs" / "figures"
+MOP = ROOT.parent.parent / "shared" / "data" / "mop_10x.h5ad"
+CALL_LOG2FC, CALL_SPEARMAN, FLAT_RANGE = 1.0, 0.9, 0.5
+QUICK = {}  # --quick: a smoke run of the script (few epochs, fewer cells), not for results
+
+
+def fit(adata, n_types: int, seed: int, layer: str = "counts") -> cplmixvi.CplMixVI:
+    scvi.settings.seed = seed
+    cplmixvi.CplMixVI.setup_anndata(adata, layer=layer)
+    model = cplmixvi.CplMixVI(adata, n_types=n_types)
+    model.train(max_epochs=QUICK.get("max_epochs"), accelerator="cpu", enable_progress_bar=False)
+    model.write_results(adata)
+    return model
+
+
+def best_over_dims(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per (type, gene): the row of the state dimension with the highest score."""
+    best = scores.sort_values("score", ascending=False, kind="stable")
+    return best.drop_duplicates(["type", "gene"]).set_index(["type", "gene"])
+
+
+def simulator_rows(seed: int) -> list[dict]:
+    adata = cplmixvi.data.simulate(n_cells=QUICK.get("n_cells", 3000), seed=seed)
+    start = time.perf_counter()
+    model = fit(adata, n_types=5, seed=seed)
+    seconds = time.perf_counter() - start
+    mapping = cplmixvi.metrics.hungarian_mapping(adata.obs["cell_type"], adata.obs["cplmixvi_type"])
+    matched = {str(label): str(t) for t, label in mapping.items()}
+    acc = cplmixvi.metrics.hungarian_accuracy(adata.obs["cell_type"], adata.obs["cplmixvi_type"])
+    rows = []
+    for grid in ("prior", "cells"):
+        trav = model.traverse(n_steps=11, arm=0, grid=grid)
+        scores = cplmixvi.tl.rank_state_genes(trav)
+        for row in type_rows(adata, scores, matched):
+            rows.append({"seed": seed, "grid": grid, **row, "acc": acc, "fit_s": seconds})
+        if seed == 0:
+            simulator_figure(trav, scores, adata, matched, grid)
+    return rows
+
+
+def type_rows(adata, scores: pd.DataFrame, matched: dict[str, str]) -> list[dict]:
+    """Recovery of each planted type's state genes, flat markers and state correlation."""
+    truth = adata.uns["simulation"]
+    best = best_over_dims(scores)
+    markers_all = adata.var_names[adata.var["is_marker"]]
+    states = adata.obsm["X_cplmixvi_state"]
+    rows = []
+    for k, name in enumerate(truth["types"]):
+        cells = (adata.obs["cell_type"] == name).to_numpy()
+        # unmatched when the fit uses fewer types: fall back to the type holding most of its cells
+        t = matched.get(name, adata.obs["cplmixvi_type"][cells].astype(str).mode()[0])
+        if t not in set(scores["type"].astype(str)):  # grid="cells" skips near-empty types
+            rows.append({"type": name, "n_cells": int(cells.sum()), "inferred_type": t})
+            continue
+        own = best.loc[t]
+        own.index = own.index.astype(str)
+        planted = set(adata.var_names[truth["response"][k] != 0])
+        top = set(own.sort_values("score", ascending=False).index[: len(planted)])
+        called = set(
+            own.index[
+                (own["log2fc"].abs() >= CALL_LOG2FC) & (own["spearman"].abs() >= CALL_SPEARMAN)
+            ]
+        )
+        type_scores = scores[scores["type"] == t]
+        marker_range = type_scores[type_scores["gene"].astype(str).isin(markers_all)]
+        own_markers = adata.var_names[adata.var["marker_of"] == name]
+        own_range = marker_range[marker_range["gene"].astype(str).isin(own_markers)]
+        rho = max(
+            abs(spearmanr(states[cells, d], adata.obs["state"].to_numpy()[cells]).statistic)
+            for d in range(states.shape[1])
+        )
+        rows.append(
+            {
+                "type": name,
+                "n_cells": int(cells.sum()),
+                "inferred_type": t,
+                "hungarian_matched": name in matched,
+                "n_planted": len(planted),
+                "precision_at_n": len(top & planted) / len(planted),
+                "n_called": len(called),
+                "precision_called": len(called & planted) / max(len(called), 1),
+                "recall_called": len(called & planted) / len(planted),
+                "own_markers_flat": float((own_range["log2_range"] <= FLAT_RANGE).mean()),
+                "all_markers_flat": float((marker_range["log2_range"] <= FLAT_RANGE).mean()),
+                "max_marker_log2_range": float(marker_range["log2_range"].max()),
+                "abs_spearman_state": float(rho),
+            }
+        )
+    return rows
+
+
+def simulator_figure(trav, scores, adata, matched, grid: str) -> None:
+    """Fig. 4 style heatmap on the simulator: planted state genes vs markers, 3 types."""
+    names = adata.uns["simulation"]["types"][:3]
+    names = [n for n in names if n in matched]
+    types = [matched[n] for n in names]
+    best = best_over_dims(scores)
+    dims = {
+        t: int(best.loc[t].sort_values("score", ascending=False)["state_dim"].iloc[:5].mode()[0])
+        for t in types
+    }
+    state_genes = adata.var_names[adata.var["is_state_gene"]].tolist()
+    markers = [g for n in names for g in adata.var_names[adata.var["marker_of"] == n][:4]]
+    axes = cplmixvi.pl.traversal_heatmap(
+        trav,
+        {"planted state genes": state_genes, "markers": markers},
+        types=types,
+        state_dim=dims,
+        type_names={matched[n]: f"type {matched[n]} = {n}" for n in names},
+    )
+    axes[0].figure.savefig(FIGURES / f"simulator_traversal_{grid}.png", dpi=130)
+
+
+def summarise_simulator(table: pd.DataFrame) -> pd.DataFrame:
+    metrics = [
+        "n_cells", "n_planted", "precision_at_n", "precision_called", "recall_called",
+        "own_markers_flat", "all_markers_flat", "max_marker_log2_range", "abs_spearman_state",
+    ]  # fmt: skip
+    groups = [
+        ((grid, name), group)
+        for grid, by_grid in table.groupby("grid", sort=False)
+        for name, group in [*by_grid.groupby("type", sort=False), ("all types", by_grid)]
+    ]
+    rows = []
+    for (grid, name), group in groups:
+        row = {"grid": grid, "type": name}
+        for m in metrics:
+            values = group[m].to_numpy(np.float64)
+            row[m] = (
+                f"{values.mean():.3f} ± {values.std(ddof=1):.3f}"
+                if len(values) > 1
+                else f"{values[0]:.3f}"
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ----- MOp ------------------------------------------------------------------------------------
+def mop(n_top: int = 10, model_dir: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    adata = sc.read_h5ad(MOP)
+    start = time.perf_counter()
+    if model_dir is not None and Path(model_dir).exists():  # reuse a fit of this script
+        model = cplmixvi.CplMixVI.load(model_dir, adata)
+        model.write_results(adata)
+    else:
+        model = fit(adata, n_types=44, seed=0)
+        if model_dir is not None:
+            model.save(model_dir)
+    seconds = time.perf_counter() - start
+    labels = adata.obs["cell_type"].astype(str)
+    scores_clu = cplmixvi.metrics.clustering_scores(labels, adata.obs["cplmixvi_type"])
+    mapping = {
+        str(k): str(v)
+        for k, v in cplmixvi.metrics.hungarian_mapping(labels, adata.obs["cplmixvi_type"]).items()
+    }
+    arm0 = model.get_type_probabilities(per_arm=True)[0].argmax(axis=1)
+    arm0_counts = np.bincount(arm0, minlength=model.module.n_types)
+    chosen = choose_types(adata, mapping, {str(k) for k in np.flatnonzero(arm0_counts >= 50)})
+    genes, dependence = [], []
+    for grid in ("prior", "cells"):
+        trav = model.traverse(arm=0, n_steps=11, grid=grid)
+        scores = cplmixvi.tl.rank_state_genes(trav)
+        top = cplmixvi.tl.top_state_genes(scores, n_genes=n_top, arm=0)
+        dep = cplmixvi.tl.state_gene_type_dependence(scores)
+        markers = {t: type_markers(adata, t, exclude=top[t]) for t in chosen}
+        rows = gene_rows(chosen, mapping, scores, top, markers, dep.set_index("gene"))
+        genes.append(pd.DataFrame(rows).assign(grid=grid))
+        dependence.append(dep.assign(grid=grid))
+        mop_figures(trav, scores, chosen, top, markers, mapping, grid)
+    overview_figures(adata, mapping)
+    spread = prior_vs_cells(model, adata, mapping)
+    info = {
+        **scores_clu,
+        "fit_s": seconds,
+        "n_used_types": int(adata.obs["cplmixvi_type"].nunique()),
+        "spread": spread,
+    }
+    return pd.concat(genes), pd.concat(dependence), info
+
+
+def gene_rows(chosen, mapping, scores, top, markers, dependence) -> list[dict]:
+    rows = []
+    for t in chosen:
+        best = best_over_dims(scores).loc[t]
+        best.index = best.index.astype(str)
+        for rank, gene in enumerate(top[t], start=1):
+            rows.append(gene_row(t, mapping[t], "state (ranked)", rank, gene, best, dependence))
+        flat = cplmixvi.tl.check_flat(scores[scores["type"] == t], markers[t])
+        for rank, gene in enumerate(markers[t], start=1):
+            row = gene_row(t, mapping[t], "marker", rank, gene, best, dependence)
+            row["flat_all_dims"] = bool(flat.loc[flat["gene"].astype(str) == gene, "flat"].all())
+            rows.append(row)
+    return rows
+
+
+def prior_vs_cells(model, adata, mapping) -> pd.DataFrame:
+    """Per type (arm 0): s.d. of p(s|c) against the s.d. of its cells' state coordinates."""
+    prior_sd = np.exp(0.5 * model.module.prior_logvar.detach().cpu().numpy()[0])
+    states = adata.obsm["X_cplmixvi_state"]
+    types = adata.obs["cplmixvi_type"].astype(str).to_numpy()
+    rows = []
+    for t in pd.unique(types):
+        cells = states[types == t]
+        if len(cells) >= 10:
+            ratio = prior_sd[int(t)] / cells.std(axis=0)
+            rows.append({"type": t, "label": mapping.get(t, ""), "n": len(cells), "ratio": ratio})
+    return pd.DataFrame(rows)
+
+
+def choose_types(adata, mapping: dict[str, str], allowed: set[str]) -> list[str]:
+    """The purest matched L5/L6 glutamatergic type and the purest matched GABAergic type."""
+    table = pd.crosstab(adata.obs["cplmixvi_type"].astype(str), adata.obs["cell_type"].astype(str))
+    purity = {
+        t: table.loc[t, label] / table.loc[t].sum()
+        for t, label in mapping.items()
+        if t in table.index
+    }
+    size = {t: table.loc[t].sum() for t in purity}
+    ok = {t: p for t, p in purity.items() if size[t] >= 50 and t in allowed}
+    glut = [t for t in ok if mapping[t].startswith(("L5", "L6"))]
+    gaba = [t for t in ok if mapping[t].startswith(("Pvalb", "Sst", "Vip", "Lamp5"))]
+    return [max(glut, key=ok.get), max(gaba, key=ok.get)]
+
+
+def type_markers(adata, t: str, n: int = 6, exclude=()) -> list[str]:
+    """Top genes by log2 fold change of the type's mean normalised expression vs the rest."""
+    counts = adata.layers["counts"]
+    norm = counts.multiply(1e4 / np.asarray(counts.sum(axis=1))).tocsr()
+    inside = (adata.obs["cplmixvi_type"].astype(str) == t).to_numpy()
+    mean_in = np.asarray(norm[inside].mean(axis=0)).ravel()
+    mean_out = np.asarray(norm[~inside].mean(axis=0)).ravel()
+    lfc = pd.Series(np.log2((mean_in + 1) / (mean_out + 1)), index=adata.var_names)
+    lfc = lfc[(mean_in > 5) & ~lfc.index.isin(list(exclude))]
+    return lfc.sort_values(ascending=False).index[:n].astype(str).tolist()
+
+
+def gene_row(t, label, kind, rank, gene, best, dependence) -> dict:
+    dep = dependence.loc[gene]
+    dep = dep[dep["arm"] == 0].iloc[0] if isinstance(dep, pd.DataFrame) else dep
+    return {
+        "type": t,
+        "matched_label": label,
+        "gene_set": kind,
+        "rank_in_set": rank,
+        "gene": gene,
+        "state_dim": int(best.loc[gene, "state_dim"]),
+        "log2fc": round(float(best.loc[gene, "log2fc"]), 3),
+        "log2_range": round(float(best.loc[gene, "log2_range"]), 3),
+        "spearman": round(float(best.loc[gene, "spearman"]), 3),
+        "score": round(float(best.loc[gene, "score"]), 3),
+        "type_dependent": bool(dep["type_dependent"]),
+        "n_responding_types": int(dep["n_responding"]),
+    }
+
+
+def mop_figures(trav, scores, chosen, top, markers, mapping, grid: str) -> None:
+    best = best_over_dims(scores)
+    dims = {t: int(best.loc[t].loc[top[t], "state_dim"].mode()[0]) for t in chosen}
+    first, second = (f"state genes of {mapping[t]}" for t in chosen)
+    sets = {first: top[chosen[0]], second: [g for g in top[chosen[1]] if g not in top[chosen[0]]]}
+    seen = {g for v in sets.values() for g in v}
+    sets["markers"] = list(dict.fromkeys(g for t in chosen for g in markers[t] if g not in seen))
+    names = {t: f"type {t} = {mapping[t]}" for t in chosen}
+    axes = cplmixvi.pl.traversal_heatmap(trav, sets, types=chosen, state_dim=dims, type_names=names)
+    axes[0].figure.savefig(FIGURES / f"mop_traversal_{grid}.png", dpi=130)
+    for t in chosen:
+        own = {"state genes (ranked)": top[t], "markers": markers[t]}
+        axes = cplmixvi.pl.traversal_heatmap(
+            trav, own, types=[t], state_dim=dims[t], type_names=names
+        )
+        slug = mapping[t].replace(" ", "_").replace("/", "")
+        axes[0].figure.savefig(FIGURES / f"mop_traversal_{grid}_{slug}.png", dpi=130)
+
+
+def overview_figures(adata, mapping) -> None:
+    ax = cplmixvi.pl.confusion(adata, "cplmixvi_type", "cell_type", order="cluster")
+    ax.figure.savefig(FIGURES / "mop_confusion.png", dpi=110)
+    sizes = adata.obs["cplmixvi_type"].value_counts()
+    shown = [t for t in sizes.index.astype(str) if sizes[t] >= 30]
+    axes = cplmixvi.pl.state_distributions(
+        adata, types=shown, type_names={t: f"{t} {mapping.get(t, '')}" for t in shown}
+    )
+    axes[0].figure.savefig(FIGURES / "mop_state_distributions.png", dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", nargs="+", default=["simulator", "mop"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--model-dir", help="save the MOp fit here, or load it if it exists")
+    parser.add_argument("--quick", action="store_true", help="smoke run; writes to /tmp")
+    args = parser.parse_args()
+    if args.quick:
+        global RESULTS, FIGURES
+        QUICK.update(max_epochs=3, n_cells=800)
+        RESULTS = FIGURES = Path("/tmp/states_quick")
+    torch.set_num_threads(1)
+    RESULTS.mkdir(exist_ok=True)
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    env = (
+        f"torch {torch.__version__}, {torch.get_num_threads()} torch thread(s), "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, CPU {platform.machine()}"
+    )
+    if "simulator" in args.parts:
+        table = pd.DataFrame([row for seed in args.seeds for row in simulator_rows(seed)])
+        table.to_csv(RESULTS / "states_simulator.csv", index=False)
+        summary = summarise_simulator(table)
+        text = (
+            "# Cell states on the simulator (benchmarks/states.py)\n\n"
+            f"{env}; seeds {args.seeds}; mean ± s.d. over seeds.\n\n"
+            + summary.to_markdown(index=False)
+            + "\n\nPer seed: `states_simulator.csv`.\n"
+        )
+        (RESULTS / "states_simulator.md").write_text(text)
+        print(text)
+    if "mop" in args.parts:
+        genes, dependence, info = mop(model_dir=args.model_dir)
+        genes.to_csv(RESULTS / "states_mop_genes.csv", index=False)
+        dependence.to_csv(RESULTS / "states_mop_type_dependence.csv", index=False)
+        n_dep = dependence.groupby("grid", sort=False)["type_dependent"].sum().to_dict()
+        ratio = np.stack(info["spread"]["ratio"].to_numpy())
+        text = (
+            "# Cell states on MOp (benchmarks/states.py)\n\n"
+            f"{env}; seed 0; K = 44; fit {info['fit_s']:.0f} s; ACC {info['acc']:.3f}, "
+            f"ARI {info['ari']:.3f}; {info['n_used_types']} types used.\n\n"
+            f"s.d. of p(s|c) / s.d. of the type's cells' states (arm 0, {len(ratio)} types with "
+            f">= 10 cells), median per state dimension: {np.median(ratio, axis=0).round(2)}, "
+            f"range {ratio.min():.2f}-{ratio.max():.2f}.\n\n"
+            f"Type-dependent genes (arm 0, of 500) per grid: {n_dep}.\n\n"
+            + genes.to_markdown(index=False)
+            + "\n\nFigures: `docs/figures/mop_traversal_{prior,cells}*.png`, `mop_confusion.png`, "
+            "`mop_state_distributions.png`.\n"
+        )
+        (RESULTS / "states_mop.md").write_text(text)
+        print(text)
+
+
+if __name__ == "__main__":
+    main()
