@@ -33,7 +33,11 @@ def fitted(sim):
     adata = sim.copy()
     scvi.settings.seed = 0
     cplmixvi.CplMixVI.setup_anndata(adata, layer="counts")
-    model = cplmixvi.CplMixVI(adata, n_types=2, n_state=1, n_hidden=32, n_layers=1)
+    # thinning alone: with the newer default (thinning + gene dropout) this tiny fit learns the
+    # planted state less well (planted genes score 2x, not 3x, the strongest marker)
+    model = cplmixvi.CplMixVI(
+        adata, n_types=2, n_state=1, n_hidden=32, n_layers=1, augmentation="thinning"
+    )
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a tiny model trains fastest on one thread, more so on busy CPUs
     try:
