@@ -69,6 +69,10 @@ def test_tasic2018_executes_on_portal_fixture(tmp_path, monkeypatch):
         [sys.executable, str(ROOT / "tests" / "portal_fixtures.py"), "tasic2018", str(data)],
         check=True,
     )
-    env = {"CPLMIXVI_TASIC2018": str(data), "CPLMIXVI_TUTORIAL_K": "10"}
+    env = {
+        "CPLMIXVI_TASIC2018": str(data),
+        "CPLMIXVI_TUTORIAL_K": "10",
+        "CPLMIXVI_TUTORIAL_PRUNE_ROUNDS": "2",
+    }
     executed = _execute("tasic2018.ipynb", tmp_path, env, monkeypatch)
     assert "8 types" in executed.read_text()  # the fixture's neuron types after filtering
