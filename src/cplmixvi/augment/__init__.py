@@ -13,12 +13,8 @@ from collections.abc import Sequence
 
 from ._compose import Compose
 from ._counts import Augmenter, BinomialThinning, GeneDropout, Identity
-from ._generative import (
-    GenerativeAugmenter,
-    GenerativeAugmenterModule,
-    GenerativeAugmenterPlan,
-    LatentNoiseAugmenter,
-)
+from ._generative import GenerativeAugmenter, LatentNoiseAugmenter
+from ._generative_module import GenerativeAugmenterModule, GenerativeAugmenterPlan
 from ._image import RandomAffine
 
 __all__ = [
