@@ -29,6 +29,9 @@ import numpy as np
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from clustering import mean_sd  # noqa: E402
+
 N_TYPES = 44
 TRAIN = {"accelerator": "cpu", "enable_progress_bar": False, "enable_model_summary": False}
 
@@ -100,13 +103,7 @@ def summarise(results: pd.DataFrame) -> str:
         "matched_agreement",
     ]
     grouped = results.groupby("n_arms")
-    mean, std = grouped[cols].mean(), grouped[cols].std().fillna(0)
-    table = pd.DataFrame(index=mean.index)
-    for col in cols:
-        table[col] = [
-            "" if np.isnan(m) else f"{m:.3f} ± {s:.3f}"
-            for m, s in zip(mean[col], std[col], strict=True)
-        ]
+    table = mean_sd(grouped, cols)
     table["seeds"] = grouped.size()
     table["train s (median)"] = grouped["train_s"].median().map("{:.0f}".format)
     return table.reset_index().to_markdown(index=False)

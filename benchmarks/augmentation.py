@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -25,6 +26,9 @@ import numpy as np
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from clustering import mean_sd  # noqa: E402
+
 MOP = HERE.parent.parent / "shared" / "data" / "mop_10x.h5ad"
 K = 44
 AUGMENTATIONS = ("none", "thinning", "dropout", "thinning+dropout", "generative")
@@ -105,10 +109,7 @@ def summarise(results: pd.DataFrame) -> str:
     results = results.sort_values("augmentation", key=lambda col: col.map(order))
     grouped = results.groupby("augmentation", sort=False)
     cols = ["acc", "ari", "ami", "n_clusters"]
-    mean, std = grouped[cols].mean(), grouped[cols].std().fillna(0)
-    table = pd.DataFrame(index=mean.index)
-    for col in cols:
-        table[col] = [f"{m:.3f} ± {s:.3f}" for m, s in zip(mean[col], std[col], strict=True)]
+    table = mean_sd(grouped, cols)
     table["seeds"] = grouped.size()
     times = grouped[["s_per_epoch", "augment_ms_per_batch", "augmenter_fit_s"]].median()
     base = times.loc["none", "s_per_epoch"] if "none" in times.index else np.nan

@@ -105,17 +105,26 @@ def _integer(value: float) -> str:
     return "" if pd.isna(value) else f"{value:.0f}"
 
 
+def mean_sd(grouped, cols: list[str]) -> pd.DataFrame:
+    """``"mean ± s.d."`` strings per group for each column (empty where the mean is NaN)."""
+    mean, std = grouped[cols].mean(), grouped[cols].std().fillna(0)
+    table = pd.DataFrame(index=mean.index)
+    for col in cols:
+        table[col] = [
+            "" if pd.isna(m) else f"{m:.3f} ± {s:.3f}"
+            for m, s in zip(mean[col], std[col], strict=True)
+        ]
+    return table
+
+
 def summarise(results: pd.DataFrame) -> str:
     """Markdown table: mean +- s.d. over seeds of each score, per dataset and method."""
     cols = ["acc", "ari", "ami", "nmi", "kl", "n_clusters"]
     order = {name: i for i, name in enumerate([*DATASETS, *METHODS])}
     results = results.sort_values(["dataset", "method"], key=lambda col: col.map(order))
     grouped = results.groupby(["dataset", "method"], sort=False)
-    mean, std = grouped[cols].mean(), grouped[cols].std().fillna(0)
-    table = mean.copy().astype(object)
-    for col in cols:
-        table[col] = [f"{m:.3f} ± {s:.3f}" for m, s in zip(mean[col], std[col], strict=True)]
-    table["n_clusters"] = [f"{m:.1f}" for m in mean["n_clusters"]]
+    table = mean_sd(grouped, cols)
+    table["n_clusters"] = [f"{m:.1f}" for m in grouped["n_clusters"].mean()]
     table["seeds"] = grouped.size()
     perf = grouped[["cells_per_s", "peak_rss_mb", "wall_s"]].median()
     table["cells/s/epoch (median)"] = perf["cells_per_s"].map(_integer)

@@ -36,6 +36,7 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from arms import TRAIN, run_one, scores_of  # noqa: E402
+from clustering import mean_sd  # noqa: E402
 
 SCORE_COLS = ["acc", "ari", "ami", "nmi", "n_clusters"]
 
@@ -159,13 +160,7 @@ def summarise(results: pd.DataFrame) -> str:
     """Markdown: mean +- s.d. over seeds per method."""
     cols = ["selected_k", "mean_agreement", "min_agreement", "acc", "ari", "ami", "n_clusters"]
     grouped = results.groupby("method", sort=False)
-    mean, std = grouped[cols].mean(), grouped[cols].std().fillna(0)
-    table = pd.DataFrame(index=mean.index)
-    for col in cols:
-        table[col] = [
-            "" if np.isnan(m) else f"{m:.3f} ± {s:.3f}"
-            for m, s in zip(mean[col], std[col], strict=True)
-        ]
+    table = mean_sd(grouped, cols)
     table["seeds"] = grouped.size()
     return table.reset_index().to_markdown(index=False)
 
