@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import importlib.util
+import io
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIALS = ROOT / "tutorials"
@@ -47,6 +50,13 @@ def _execute(name: str, tmp_path: Path, env: dict[str, str], monkeypatch) -> Pat
         if output.get("output_type") == "error"
     ]
     assert not errors
+    figures = [
+        Image.open(io.BytesIO(base64.b64decode(output["data"]["image/png"])))
+        for cell in notebook.cells
+        for output in cell.get("outputs", [])
+        if "image/png" in output.get("data", {})
+    ]
+    assert figures and all(figure.mode == "P" for figure in figures)  # stored as palette PNGs
     return executed
 
 
