@@ -53,8 +53,10 @@ def types_umap(
     del adata.obsm["X_cplmixvi_umap_input"]
     type_key = f"{key_prefix}_type"
     keys = [type_key] + ([labels_key] if labels_key is not None else [])
-    fig = Figure(figsize=(6.5 * len(keys), 5))  # no pyplot: no global state, no backend switch
-    axes = fig.subplots(1, len(keys), squeeze=False)
+    # no pyplot: no global state; constrained layout keeps long legends off the next panel
+    widths = [4.5 + _legend_width(adata.obs[key]) for key in keys]
+    fig = Figure(figsize=(sum(widths), 5), layout="constrained")
+    axes = fig.subplots(1, len(keys), squeeze=False, width_ratios=widths)
     title = "CplMixVI type"
     if labels_key is not None:
         labels = adata.obs[labels_key]
@@ -83,6 +85,13 @@ def _match_colors(adata: AnnData, labels_key: str, type_key: str) -> None:
         color = ref_colors.get(matched) if matched is not None else None
         colors.append(to_hex(color) if color is not None else next(spare, "#aaaaaa"))
     adata.uns[f"{type_key}_colors"] = colors
+
+
+def _legend_width(labels: pd.Series) -> float:
+    """Approximate width in inches of scanpy's right-margin legend for these labels."""
+    names = pd.Series(labels).astype(str).unique()
+    n_cols = 1 if len(names) <= 14 else 2 if len(names) <= 30 else 3  # scanpy's rule
+    return n_cols * (0.45 + 0.075 * max(len(name) for name in names))
 
 
 def _scaled(values) -> np.ndarray:
