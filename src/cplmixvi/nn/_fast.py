@@ -29,3 +29,16 @@ def gaussian_nll(x: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> 
     z = (x - mean) * torch.exp(-log_std)
     constant = log_std.sum(-1) + 0.5 * x.shape[-1] * math.log(2 * math.pi)
     return 0.5 * z.square().sum(-1) + constant
+
+
+def normal_kl(
+    q_mean: torch.Tensor, q_std: torch.Tensor, p_mean: torch.Tensor, p_std: torch.Tensor
+) -> torch.Tensor:
+    """``KL(N(q_mean, q_std^2) || N(p_mean, p_std^2))`` elementwise (not summed).
+
+    The arithmetic of :func:`torch.distributions.kl_divergence` for two ``Normal`` (same
+    numbers, bit for bit) without its dispatch, which ``torch.compile`` cannot trace.
+    """
+    var_ratio = (q_std / p_std).pow(2)
+    t1 = ((q_mean - p_mean) / p_std).pow(2)
+    return 0.5 * (var_ratio + t1 - 1 - var_ratio.log())
