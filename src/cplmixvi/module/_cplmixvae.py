@@ -13,7 +13,14 @@ from torch import nn
 from torch.distributions import Normal
 
 from cplmixvi.augment import Augmenter, Identity
-from cplmixvi.nn import ArmLinear, ArmMLP, gaussian_nll, normal_kl, perturbed_aitchison_sq
+from cplmixvi.nn import (
+    ArmLinear,
+    ArmMLP,
+    gaussian_nll,
+    gumbel_softmax,
+    normal_kl,
+    perturbed_aitchison_sq,
+)
 
 Likelihood = Literal["nb", "zinb", "normal", "bernoulli"]
 COUNT_LIKELIHOODS = ("nb", "zinb")
@@ -161,7 +168,7 @@ class CplMixVAE(BaseModuleClass):
         log_probs = torch.log_softmax(logits, dim=-1)
         if self.training:
             # a tensor temperature: no host synchronisation (same numbers as float(tau))
-            c = F.gumbel_softmax(logits, tau=self.temperature, hard=False)
+            c = gumbel_softmax(logits, tau=self.temperature)
         else:
             c = F.one_hot(logits.argmax(-1), self.n_types).to(logits.dtype)
         state = self.state_head(torch.cat([h, c], dim=-1))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
 
 def gaussian_nll(x: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
@@ -42,3 +43,18 @@ def normal_kl(
     var_ratio = (q_std / p_std).pow(2)
     t1 = ((q_mean - p_mean) / p_std).pow(2)
     return 0.5 * (var_ratio + t1 - 1 - var_ratio.log())
+
+
+def gumbel_softmax(logits: torch.Tensor, tau: torch.Tensor | float) -> torch.Tensor:
+    """Relaxed one-hot sample ``softmax((logits + g) / tau)``, ``g`` standard Gumbel noise.
+
+    Eager: :func:`torch.nn.functional.gumbel_softmax` (``hard=False``), the same numbers.
+    Under ``torch.compile`` the noise is ``-log(-log(u))`` of uniforms: the CPU generator
+    draws uniforms several times faster than the exponentials ``gumbel_softmax`` uses (the
+    same distribution, another stream).
+    """
+    if not torch.compiler.is_compiling():
+        return F.gumbel_softmax(logits, tau=tau, hard=False)
+    uniform = torch.rand_like(logits).clamp_(torch.finfo(logits.dtype).tiny, 1.0)
+    gumbels = -torch.log(-torch.log(uniform))
+    return torch.softmax((logits + gumbels) / tau, dim=-1)
