@@ -286,10 +286,10 @@ class CplMixVI(TraversalMixin, BaseModelClass):
             ``{"threshold": 0.95, "min_types": 10}``). The history is in ``pruning_history_``.
         compile
             Train with a ``torch.compile``-d training step and the fused Adam (both options of
-            :class:`~cplmixvi.train.CplMixTrainingPlan`): several times faster per step on a
-            CPU, after tens of seconds of compilation per minibatch shape; close to, not
-            bit-identical with, the eager model of the same seed. Combine with
-            ``precision="bf16-mixed"`` to use bfloat16 matrix units.
+            :class:`~cplmixvi.train.CplMixTrainingPlan`): on one CPU thread about 1.4x the
+            eager speed, 2x with ``precision="bf16-mixed"`` (bfloat16 matrix units), after
+            about a minute of compilation at the first step; close to, not bit-identical with,
+            the eager model of the same seed.
         plan_kwargs
             Extra arguments for :class:`~cplmixvi.train.CplMixTrainingPlan`.
         datasplitter_kwargs
