@@ -19,6 +19,7 @@ from cplmixvi.augment._counts import keep_mask16
 from cplmixvi.module import CplMixVAE
 from cplmixvi.nn import ArmBatchNorm, gumbel_softmax, normal_kl
 from cplmixvi.train import CplMixTrainingPlan
+from cplmixvi.train._epoch_metrics import EpochMetricsMixin
 
 
 def _trained_norm(training: bool) -> ArmBatchNorm:
@@ -132,3 +133,31 @@ def test_compiled_training_is_reproducible_and_close_to_eager():
     probs = compiled.get_type_probabilities()
     assert probs.shape == (240, 3)
     np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)
+
+
+def _history(adata) -> dict:
+    scvi.settings.seed = 0
+    model = CplMixVI(adata, n_types=3, n_hidden=16, n_layers=1)
+    model.train(
+        max_epochs=3,
+        batch_size=64,
+        accelerator="cpu",
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    return model.history
+
+
+def test_epoch_logging_gives_scvi_tools_history_values(adata, monkeypatch):
+    CplMixVI.setup_anndata(adata, layer="counts")
+    lean = _history(adata)
+    monkeypatch.delattr(EpochMetricsMixin, "training_step")  # scvi-tools' own training step
+    scvi_tools = _history(adata)
+    assert set(lean) == set(scvi_tools)
+    for key in ("train_loss", "elbo_train", "reconstruction_loss_train", "kl_local_train"):
+        np.testing.assert_allclose(
+            lean[key].to_numpy(dtype=float), scvi_tools[key].to_numpy(dtype=float), rtol=1e-6
+        )
+    # logged only where Lightning writes step logs: the same rows as logging at every step
+    assert lean["kl_weight"].index.equals(scvi_tools["kl_weight"].index)
+    assert len(lean["kl_weight"]) >= 1

@@ -8,7 +8,8 @@ on_epoch=True)``; Lightning then averages them over the epoch. Each call costs h
 share of a step. :class:`EpochMetricsMixin` keeps detached running sums on the device instead
 and logs the epoch values once per epoch: the same quantities under the same keys (up to float
 rounding of the sums), with no host synchronisation inside the epoch. ``kl_weight`` is logged
-at the first step of every epoch (scvi-tools logs it at every step).
+only at the steps whose step-level logs Lightning writes (every ``log_every_n_steps``), which
+gives the same history as logging it at every step.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class EpochMetricsMixin:
         if "kl_weight" in self.loss_kwargs:
             kl_weight = self.kl_weight
             self.loss_kwargs.update({"kl_weight": kl_weight})
-            if batch_idx == 0:  # once per epoch (scvi-tools: every step)
+            if self._step_logs_written():  # scvi-tools logs it at every step
                 self.log("kl_weight", kl_weight, on_step=True, on_epoch=False)
         _, _, loss_output = self.forward(batch, loss_kwargs=self.loss_kwargs)
         n_obs = loss_output.n_obs_minibatch
@@ -73,6 +74,11 @@ class EpochMetricsMixin:
             sums[key] = value if key not in sums else sums[key] + value
         self.__dict__["_epoch_n_obs"] = self.__dict__.get("_epoch_n_obs", 0) + n_obs
         self.__dict__["_epoch_n_batches"] = self.__dict__.get("_epoch_n_batches", 0) + 1
+
+    def _step_logs_written(self) -> bool:
+        """Whether Lightning writes this step's step-level logs (every ``log_every_n_steps``)."""
+        connector = getattr(self.trainer, "_logger_connector", None)
+        return bool(getattr(connector, "should_update_logs", True) or self.trainer.fast_dev_run)
 
     def _has_scib_callback(self) -> bool:
         callbacks = getattr(self.trainer, "callbacks", None) or []
