@@ -31,7 +31,7 @@ class Compose(Augmenter):
     @property
     def strength(self) -> float:  # type: ignore[override]
         """Largest strength of the parts (0 only when every part is the identity)."""
-        return max((a.strength for a in self.augmenters), default=0.0)
+        return max([a.strength for a in self.augmenters], default=0.0)  # a list: torch.compile
 
     @property
     def preserves_counts(self) -> bool:  # type: ignore[override]

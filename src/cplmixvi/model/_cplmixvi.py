@@ -244,6 +244,7 @@ class CplMixVI(TraversalMixin, BaseModelClass):
         devices: int | list[int] | str = "auto",
         strategy: str | object = "auto",
         prune: bool | dict = False,
+        compile: bool = False,
         plan_kwargs: dict | None = None,
         datasplitter_kwargs: dict | None = None,
         **trainer_kwargs,
@@ -283,6 +284,12 @@ class CplMixVI(TraversalMixin, BaseModelClass):
             After training, remove the categories the arms do not agree on with :meth:`prune`:
             ``True`` for its defaults, or a dict of its arguments (e.g.
             ``{"threshold": 0.95, "min_types": 10}``). The history is in ``pruning_history_``.
+        compile
+            Train with a ``torch.compile``-d training step and the fused Adam (both options of
+            :class:`~cplmixvi.train.CplMixTrainingPlan`): on one CPU thread about 1.4x the
+            eager speed, 2x with ``precision="bf16-mixed"`` (bfloat16 matrix units), after
+            about a minute of compilation at the first step; close to, not bit-identical with,
+            the eager model of the same seed.
         plan_kwargs
             Extra arguments for :class:`~cplmixvi.train.CplMixTrainingPlan`.
         datasplitter_kwargs
@@ -301,6 +308,7 @@ class CplMixVI(TraversalMixin, BaseModelClass):
             "lr": lr,
             "temperature_start": temperature_start,
             "temperature_end": temperature_end,
+            **({"compile": True, "fused_optimizer": True} if compile else {}),
             **(plan_kwargs or {}),
         }
         splitter_kwargs = {

@@ -10,10 +10,17 @@ from scvi import REGISTRY_KEYS
 from scvi.distributions import NegativeBinomial, ZeroInflatedNegativeBinomial
 from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 from torch import nn
-from torch.distributions import Normal, kl_divergence
+from torch.distributions import Normal
 
 from cplmixvi.augment import Augmenter, Identity
-from cplmixvi.nn import ArmLinear, ArmMLP, gaussian_nll, perturbed_aitchison_sq
+from cplmixvi.nn import (
+    ArmLinear,
+    ArmMLP,
+    gaussian_nll,
+    gumbel_softmax,
+    normal_kl,
+    perturbed_aitchison_sq,
+)
 
 Likelihood = Literal["nb", "zinb", "normal", "bernoulli"]
 COUNT_LIKELIHOODS = ("nb", "zinb")
@@ -100,6 +107,9 @@ class CplMixVAE(BaseModuleClass):
         self.register_buffer("temperature", torch.tensor(1.0))
         # categories still in use (False once pruned); saved in the state dict
         self.register_buffer("type_mask", torch.ones(n_types, dtype=torch.bool))
+        # mirrors ``not type_mask.all()`` as a Python bool: no host read of the mask per step,
+        # and torch.compile guards on it instead of breaking its graph
+        self._pruned = False
         n_cat = n_batch if n_batch > 1 else 0
 
         self.encoder = ArmMLP(n_arms, n_input, n_hidden, n_layers, n_cat, dropout_rate)
@@ -158,7 +168,7 @@ class CplMixVAE(BaseModuleClass):
         log_probs = torch.log_softmax(logits, dim=-1)
         if self.training:
             # a tensor temperature: no host synchronisation (same numbers as float(tau))
-            c = F.gumbel_softmax(logits, tau=self.temperature, hard=False)
+            c = gumbel_softmax(logits, tau=self.temperature)
         else:
             c = F.one_hot(logits.argmax(-1), self.n_types).to(logits.dtype)
         state = self.state_head(torch.cat([h, c], dim=-1))
@@ -233,10 +243,7 @@ class CplMixVAE(BaseModuleClass):
         inf = inference_outputs
         rec = self.reconstruction_nll(inf["x_aug"], generative_outputs)
         prior_mean, prior_std = self.state_prior_params(inf["c"])
-        kl_state = kl_divergence(
-            Normal(inf["qs_mean"], inf["qs_std"], validate_args=False),
-            Normal(prior_mean, prior_std, validate_args=False),
-        ).sum(-1)
+        kl_state = normal_kl(inf["qs_mean"], inf["qs_std"], prior_mean, prior_std).sum(-1)
         log_probs, c = self.surviving(inf["log_probs"]), self.surviving(inf["c"])
         probs = log_probs.exp()
         entropy = -(probs * log_probs).sum(-1)
@@ -258,7 +265,7 @@ class CplMixVAE(BaseModuleClass):
     @property
     def is_pruned(self) -> bool:
         """Whether some categories have been removed."""
-        return not bool(self.type_mask.all())
+        return self._pruned
 
     def surviving(self, values: torch.Tensor) -> torch.Tensor:
         """The last dimension of ``values`` restricted to the categories still in use."""
@@ -280,11 +287,13 @@ class CplMixVAE(BaseModuleClass):
         if not mask.any():
             raise ValueError("Cannot remove every category; at least one must remain.")
         self.type_mask.copy_(mask)
+        self._pruned = not bool(mask.all())
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # models saved before pruning existed have no mask: every category is in use
         state_dict.setdefault(prefix + "type_mask", torch.ones_like(self.type_mask))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._pruned = not bool(self.type_mask.all())
 
     def _loss_metrics(self, rec, kl_state, entropy, coupling, log_probs) -> dict:
         """Per-arm means of every term of the loss, for the training history."""

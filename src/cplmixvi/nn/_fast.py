@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
 
 def gaussian_nll(x: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
@@ -29,3 +30,31 @@ def gaussian_nll(x: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> 
     z = (x - mean) * torch.exp(-log_std)
     constant = log_std.sum(-1) + 0.5 * x.shape[-1] * math.log(2 * math.pi)
     return 0.5 * z.square().sum(-1) + constant
+
+
+def normal_kl(
+    q_mean: torch.Tensor, q_std: torch.Tensor, p_mean: torch.Tensor, p_std: torch.Tensor
+) -> torch.Tensor:
+    """``KL(N(q_mean, q_std^2) || N(p_mean, p_std^2))`` elementwise (not summed).
+
+    The arithmetic of :func:`torch.distributions.kl_divergence` for two ``Normal`` (same
+    numbers, bit for bit) without its dispatch, which ``torch.compile`` cannot trace.
+    """
+    var_ratio = (q_std / p_std).pow(2)
+    t1 = ((q_mean - p_mean) / p_std).pow(2)
+    return 0.5 * (var_ratio + t1 - 1 - var_ratio.log())
+
+
+def gumbel_softmax(logits: torch.Tensor, tau: torch.Tensor | float) -> torch.Tensor:
+    """Relaxed one-hot sample ``softmax((logits + g) / tau)``, ``g`` standard Gumbel noise.
+
+    Eager: :func:`torch.nn.functional.gumbel_softmax` (``hard=False``), the same numbers.
+    Under ``torch.compile`` the noise is ``-log(-log(u))`` of uniforms: the CPU generator
+    draws uniforms several times faster than the exponentials ``gumbel_softmax`` uses (the
+    same distribution, another stream).
+    """
+    if not torch.compiler.is_compiling():
+        return F.gumbel_softmax(logits, tau=tau, hard=False)
+    uniform = torch.rand_like(logits).clamp_(torch.finfo(logits.dtype).tiny, 1.0)
+    gumbels = -torch.log(-torch.log(uniform))
+    return torch.softmax((logits + gumbels) / tau, dim=-1)

@@ -7,6 +7,7 @@ import math
 
 from scvi.train import TrainingPlan
 
+from cplmixvi.train._compile import FastTrainingMixin
 from cplmixvi.train._epoch_metrics import EpochMetricsMixin
 
 # scvi-tools 1.5 defaults to Adam(fused=True), whose rounding differs from 1.4's Adam; keeping the
@@ -22,7 +23,7 @@ def annealed_temperature(epoch: int, n_epochs: int, start: float, end: float) ->
     return start * math.exp(frac * math.log(end / start))
 
 
-class CplMixTrainingPlan(EpochMetricsMixin, TrainingPlan):
+class CplMixTrainingPlan(FastTrainingMixin, EpochMetricsMixin, TrainingPlan):
     """Train a :class:`~cplmixvi.module.CplMixVAE` with an annealed type temperature.
 
     Parameters
@@ -31,6 +32,12 @@ class CplMixTrainingPlan(EpochMetricsMixin, TrainingPlan):
         The module to train.
     temperature_start, temperature_end
         Gumbel-softmax temperature at the first and the last epoch (exponential decay).
+    compile
+        ``torch.compile`` the training forward and backward pass (validation stays eager); see
+        :mod:`cplmixvi.train._compile` for what changes. Off by default.
+    fused_optimizer
+        Use the single-kernel ``Adam(fused=True)`` (or AdamW); rounds differently from the
+        default Adam. Off by default.
     **kwargs
         Passed to :class:`scvi.train.TrainingPlan` (``lr``, ``weight_decay``,
         ``n_epochs_kl_warmup``, ``reduce_lr_on_plateau``, ...).
@@ -43,6 +50,8 @@ class CplMixTrainingPlan(EpochMetricsMixin, TrainingPlan):
         temperature_start: float = 1.0,
         temperature_end: float = 0.5,
         n_epochs_kl_warmup: int | None = None,
+        compile: bool = False,
+        fused_optimizer: bool = False,
         **kwargs,
     ):
         if not 0 < temperature_end <= temperature_start:
@@ -53,6 +62,7 @@ class CplMixTrainingPlan(EpochMetricsMixin, TrainingPlan):
         if _HAS_FUSED_OPTION:
             kwargs.setdefault("fused_optimizer", False)
         super().__init__(module, n_epochs_kl_warmup=n_epochs_kl_warmup, **kwargs)
+        self._init_fast(compile, fused_optimizer)
         self.temperature_start = temperature_start
         self.temperature_end = temperature_end
 
