@@ -1,8 +1,8 @@
 """Cell states (issue 5): recovery of planted state genes and states, and MOp traversal figures.
 
 Simulator part: ``cplmixvi.data.simulate`` (3 000 cells, 200 genes, 5 types with 10:1 abundance
-ratio, 20 activity genes with a type-specific response), one fit per seed with package defaults
-(K = 5, 2 state dimensions, 2 arms). Each planted type is matched to an inferred type
+ratio, 20 activity genes with a type-specific response), one fit per seed (K = 5, 2 state
+dimensions, 2 arms, the model setting below). Each planted type is matched to an inferred type
 (Hungarian); that type is traversed (arm 0, both state dimensions, 11 steps over the 5-95 %
 quantiles of ``p(s|c)``) and its genes ranked by ``cplmixvi.tl.rank_state_genes`` (best score
 over the dimensions). Reported per type: precision of the top-n genes (n = planted state genes
@@ -11,9 +11,16 @@ of the type, so precision = recall), precision and recall of the genes called re
 in every dimension) and ``|Spearman|`` between the planted state and the inferred state
 coordinate (arm 0, best dimension) among the type's cells.
 
-MOp part: one fit on ``mop_10x.h5ad`` (K = 44, defaults, seed 0), traversal of all types, the
-ranked genes of one L5/L6 glutamatergic and one GABAergic type, and the figures under
-``docs/figures/``.
+Model setting (issue 5): ``state_encoder="separate"`` and a state KL weight of 0.25
+(``plan_kwargs={"max_kl_weight": 0.25}``), the setting for state analyses; ``--state-encoder
+shared --state-kl-weight 1`` gives package defaults. With the state posterior reading the type
+encoder, the coupling's gradients (tens to thousands of nats per cell) drown the within-type
+signal (about one nat) and ``q(s|x, c)`` collapses onto ``p(s|c)``
+(``benchmarks/results/states_variants.md``).
+
+MOp part: one fit on ``mop_10x.h5ad`` (K = 44, the same setting, seed 0), traversal of all
+types, the ranked genes of one L5/L6 glutamatergic and one GABAergic type, and the figures
+under ``docs/figures/``.
 
 Run: ``OMP_NUM_THREADS=1 /work/cpu_slot.sh python benchmarks/states.py`` (1 torch thread).
 """
@@ -43,13 +50,28 @@ FIGURES = ROOT.parent / "docs" / "figures"
 MOP = ROOT.parent.parent / "shared" / "data" / "mop_10x.h5ad"
 CALL_LOG2FC, CALL_SPEARMAN, FLAT_RANGE = 1.0, 0.9, 0.5
 QUICK = {}  # --quick: a smoke run of the script (few epochs, fewer cells), not for results
+#: --state-encoder / --kl-warmup: the model setting for state analyses (see the module docstring)
+SETTING = {"state_encoder": "separate", "kl_weight": 0.25, "kl_warmup": False}
+
+
+def default_epochs(n_cells: int) -> int:
+    """``CplMixVI.train``'s default number of epochs."""
+    return int(min(400, max(20, 300_000 // n_cells)))
 
 
 def fit(adata, n_types: int, seed: int, layer: str = "counts") -> cplmixvi.CplMixVI:
     scvi.settings.seed = seed
     cplmixvi.CplMixVI.setup_anndata(adata, layer=layer)
-    model = cplmixvi.CplMixVI(adata, n_types=n_types)
-    model.train(max_epochs=QUICK.get("max_epochs"), accelerator="cpu", enable_progress_bar=False)
+    model = cplmixvi.CplMixVI(adata, n_types=n_types, state_encoder=SETTING["state_encoder"])
+    epochs = QUICK.get("max_epochs", default_epochs(adata.n_obs))
+    # weight of the state KL term (a beta-VAE for the state); optionally warmed up from 0 over
+    # the whole fit
+    plan = {"max_kl_weight": SETTING["kl_weight"]}
+    if SETTING["kl_warmup"]:
+        plan["n_epochs_kl_warmup"] = epochs
+    model.train(
+        max_epochs=epochs, plan_kwargs=plan, accelerator="cpu", enable_progress_bar=False
+    )
     model.write_results(adata)
     return model
 
@@ -95,6 +117,7 @@ def type_rows(adata, scores: pd.DataFrame, matched: dict[str, str]) -> list[dict
             continue
         own = best.loc[t]
         own.index = own.index.astype(str)
+        members = (adata.obs["cplmixvi_type"].astype(str) == t).to_numpy()
         planted = set(adata.var_names[truth["response"][k] != 0])
         top = set(own.sort_values("score", ascending=False).index[: len(planted)])
         called = set(
@@ -116,6 +139,8 @@ def type_rows(adata, scores: pd.DataFrame, matched: dict[str, str]) -> list[dict
                 "n_cells": int(cells.sum()),
                 "inferred_type": t,
                 "hungarian_matched": name in matched,
+                # share of the inferred type's cells that are of this planted type
+                "purity": float(cells[members].mean()),
                 "n_planted": len(planted),
                 "precision_at_n": len(top & planted) / len(planted),
                 "n_called": len(called),
@@ -154,7 +179,7 @@ def simulator_figure(trav, scores, adata, matched, grid: str) -> None:
 
 def summarise_simulator(table: pd.DataFrame) -> pd.DataFrame:
     metrics = [
-        "n_cells", "n_planted", "precision_at_n", "precision_called", "recall_called",
+        "n_cells", "purity", "n_planted", "precision_at_n", "precision_called", "recall_called",
         "own_markers_flat", "all_markers_flat", "max_marker_log2_range", "abs_spearman_state",
     ]  # fmt: skip
     groups = [
@@ -330,18 +355,31 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--model-dir", help="save the MOp fit here, or load it if it exists")
     parser.add_argument("--quick", action="store_true", help="smoke run; writes to /tmp")
+    parser.add_argument("--results-dir", help="write tables and figures here instead")
+    parser.add_argument("--state-encoder", default="separate", choices=["shared", "separate"])
+    parser.add_argument("--state-kl-weight", type=float, default=0.25, help="1 for the ELBO")
+    parser.add_argument(
+        "--kl-warmup", action="store_true", help="warm the KL weight up from 0 over all epochs"
+    )
     args = parser.parse_args()
+    SETTING.update(
+        state_encoder=args.state_encoder, kl_weight=args.state_kl_weight, kl_warmup=args.kl_warmup
+    )
+    global RESULTS, FIGURES
     if args.quick:
-        global RESULTS, FIGURES
         QUICK.update(max_epochs=3, n_cells=800)
         RESULTS = FIGURES = Path("/tmp/states_quick")
+    if args.results_dir:
+        RESULTS = FIGURES = Path(args.results_dir)
     torch.set_num_threads(1)
     RESULTS.mkdir(exist_ok=True)
     FIGURES.mkdir(parents=True, exist_ok=True)
     env = (
         f"torch {torch.__version__}, {torch.get_num_threads()} torch thread(s), "
         f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, "
-        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, CPU {platform.machine()}"
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, CPU {platform.machine()}; "
+        f"model: state_encoder={SETTING['state_encoder']!r}, state KL weight "
+        f"{SETTING['kl_weight']}, KL warm-up over all epochs: {SETTING['kl_warmup']}"
     )
     if "simulator" in args.parts:
         table = pd.DataFrame([row for seed in args.seeds for row in simulator_rows(seed)])
