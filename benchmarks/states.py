@@ -69,9 +69,7 @@ def fit(adata, n_types: int, seed: int, layer: str = "counts") -> cplmixvi.CplMi
     plan = {"max_kl_weight": SETTING["kl_weight"]}
     if SETTING["kl_warmup"]:
         plan["n_epochs_kl_warmup"] = epochs
-    model.train(
-        max_epochs=epochs, plan_kwargs=plan, accelerator="cpu", enable_progress_bar=False
-    )
+    model.train(max_epochs=epochs, plan_kwargs=plan, accelerator="cpu", enable_progress_bar=False)
     model.write_results(adata)
     return model
 
