@@ -242,3 +242,14 @@ def test_type_dependence_and_markers_flat(fitted):
     assert flat["flat"].mean() >= 0.75
     top = cplmixvi.tl.top_state_genes(scores, n_genes=3)
     assert set(top) == {"0", "1"} and all(len(v) == 3 for v in top.values())
+
+
+def test_pc1_with_one_state_dimension_is_that_dimension(fitted):
+    model, _ = fitted
+    along = model.traverse(state_dim="pc1", n_steps=N_STEPS, arm=0, grid="cells")
+    dim0 = model.traverse(state_dim=0, n_steps=N_STEPS, arm=0, grid="cells")
+    assert {k: v[0] for k, v in along.attrs["directions"].items()} == {"0": [1.0], "1": [1.0]}
+    assert np.allclose(along["state"], dim0["state"], atol=1e-6)
+    assert np.allclose(along["expression"], dim0["expression"], rtol=1e-6)
+    scores = cplmixvi.tl.rank_state_genes(along)
+    assert scores["state_dim"].unique().tolist() == ["pc1"]
