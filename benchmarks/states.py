@@ -12,7 +12,7 @@ recall), precision and recall of the genes called responding (``|log2fc| >= 1`` 
 ``|spearman| >= 0.9``), whether the markers stay flat (log2 range <= 0.5 in every traversed
 direction) and ``|Spearman|`` between the planted state and the inferred state coordinate among
 the type's cells (arm 0; ``dims``: the best dimension, ``pc1``: the projection on the principal
-axis of the matched type).
+axis of the matched type), and of that coordinate with the cells' library size.
 
 Model setting (issue 5): ``state_encoder="separate"`` and a state KL weight of 0.25
 (``plan_kwargs={"max_kl_weight": 0.25}``), the setting for state analyses; ``--state-encoder
@@ -153,9 +153,11 @@ def type_rows(
         marker_range = type_scores[type_scores["gene"].astype(str).isin(markers_all)]
         own_markers = adata.var_names[adata.var["marker_of"] == name]
         own_range = marker_range[marker_range["gene"].astype(str).isin(own_markers)]
-        rho = max(
-            abs(spearmanr(coord, adata.obs["state"].to_numpy()[cells]).statistic)
-            for coord in state_coordinate(states[cells], t, directions)
+        coords = state_coordinate(states[cells], t, directions)
+        rho = max(abs(spearmanr(c, adata.obs["state"].to_numpy()[cells]).statistic) for c in coords)
+        # what else the coordinate follows: the cells' library size
+        rho_lib = max(
+            abs(spearmanr(c, adata.obs["library"].to_numpy()[cells]).statistic) for c in coords
         )
         rows.append(
             {
@@ -174,6 +176,7 @@ def type_rows(
                 "all_markers_flat": float((marker_range["log2_range"] <= FLAT_RANGE).mean()),
                 "max_marker_log2_range": float(marker_range["log2_range"].max()),
                 "abs_spearman_state": float(rho),
+                "abs_spearman_library": float(rho_lib),
             }
         )
     return rows
@@ -206,6 +209,7 @@ def summarise_simulator(table: pd.DataFrame) -> pd.DataFrame:
     metrics = [
         "n_cells", "purity", "n_planted", "precision_at_n", "precision_called", "recall_called",
         "own_markers_flat", "all_markers_flat", "max_marker_log2_range", "abs_spearman_state",
+        "abs_spearman_library",
     ]  # fmt: skip
     groups = [
         ((grid, axis, name), group)

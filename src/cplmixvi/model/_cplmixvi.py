@@ -293,7 +293,10 @@ class CplMixVI(TraversalMixin, BaseModelClass):
             ``True`` for its defaults, or a dict of its arguments (e.g.
             ``{"threshold": 0.95, "min_types": 10}``). The history is in ``pruning_history_``.
         plan_kwargs
-            Extra arguments for :class:`~cplmixvi.train.CplMixTrainingPlan`.
+            Extra arguments for :class:`~cplmixvi.train.CplMixTrainingPlan`, e.g.
+            ``{"max_kl_weight": 0.25}`` to weight the state's KL term by 0.25 (the setting for
+            state analyses with ``state_encoder="separate"``, see the cell-states docs) or
+            ``{"n_epochs_kl_warmup": 50}`` to warm it up from 0 (scvi-tools' names).
         datasplitter_kwargs
             Extra arguments for :class:`scvi.dataloaders.DataSplitter`.
         **trainer_kwargs
