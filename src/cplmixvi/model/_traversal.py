@@ -64,7 +64,8 @@ class TraversalMixin:
         cell_type
             Type(s) to traverse, as indices or as the labels written by
             :meth:`write_results` (``"0"`` ... ``"K-1"``); ``None`` for all types (with
-            ``grid="cells"``: all types with at least ``min_cells`` cells in every chosen arm).
+            ``grid="cells"`` or ``state_dim="pc1"``: all types with at least ``min_cells`` cells in
+            every chosen arm).
         state_dim
             State dimension(s) to move; ``None`` for all; ``"pc1"`` for the type's principal
             axis (needs ``min_cells`` cells of the type in each chosen arm, for either grid).
@@ -128,7 +129,7 @@ class TraversalMixin:
         cells = None
         if grid == "cells" or principal:
             types, cells = self._type_cells(
-                types, arms, min_cells, skip_small=cell_type is None, why=grid == "cells"
+                types, arms, min_cells, skip_small=cell_type is None, principal=principal
             )
         axes = (
             _principal_axes(cells, module.n_arms, len(types), module.n_state)
@@ -149,14 +150,14 @@ class TraversalMixin:
         return table
 
     def _type_cells(
-        self, types: list[int], arms: list[int], min_cells: int, skip_small: bool, why: bool
+        self, types: list[int], arms: list[int], min_cells: int, skip_small: bool, principal: bool
     ) -> tuple[list[int], dict[tuple[int, int], np.ndarray]]:
         """Types kept and the states ``(n_k, D)`` of each (arm, type index)'s assigned cells."""
         log_probs, states = self._encode(None, None, None)  # (A, n, K), (A, n, D)
         assigned = log_probs.argmax(-1)
         counts = np.stack([np.bincount(assigned[a], minlength=self.module.n_types) for a in arms])
         small = [k for k in types if counts[:, k].min() < min_cells]
-        fix = "grid='prior', " if why else "an integer state_dim, "
+        fix = "an integer state_dim, " if principal else "grid='prior', "
         if small and not skip_small:
             raise ValueError(
                 f"Type(s) {small} have fewer than min_cells={min_cells} cells in arm(s) {arms} "
