@@ -1,19 +1,29 @@
 """Cell states (issue 5): recovery of planted state genes and states, and MOp traversal figures.
 
 Simulator part: ``cplmixvi.data.simulate`` (3 000 cells, 200 genes, 5 types with 10:1 abundance
-ratio, 20 activity genes with a type-specific response), one fit per seed with package defaults
-(K = 5, 2 state dimensions, 2 arms). Each planted type is matched to an inferred type
-(Hungarian); that type is traversed (arm 0, both state dimensions, 11 steps over the 5-95 %
-quantiles of ``p(s|c)``) and its genes ranked by ``cplmixvi.tl.rank_state_genes`` (best score
-over the dimensions). Reported per type: precision of the top-n genes (n = planted state genes
-of the type, so precision = recall), precision and recall of the genes called responding
-(``|log2fc| >= 1`` and ``|spearman| >= 0.9``), whether the markers stay flat (log2 range <= 0.5
-in every dimension) and ``|Spearman|`` between the planted state and the inferred state
-coordinate (arm 0, best dimension) among the type's cells.
+ratio, 20 activity genes with a type-specific response), one fit per seed (K = 5, 2 state
+dimensions, 2 arms, the model setting below). Each planted type is matched to an inferred type
+(Hungarian); that type is traversed (arm 0, 11 steps over the 5-95 % quantiles of ``p(s|c)``
+or of its cells' states) and its genes ranked by ``cplmixvi.tl.rank_state_genes``. Two kinds
+of traversal (column ``axis``): ``dims``, each state dimension in turn (best score over the
+dimensions), and ``pc1``, the type's principal axis (``traverse(state_dim="pc1")``). Reported
+per type: precision of the top-n genes (n = planted state genes of the type, so precision =
+recall), precision and recall of the genes called responding (``|log2fc| >= 1`` and
+``|spearman| >= 0.9``), whether the markers stay flat (log2 range <= 0.5 in every traversed
+direction) and ``|Spearman|`` between the planted state and the inferred state coordinate among
+the type's cells (arm 0; ``dims``: the best dimension, ``pc1``: the projection on the principal
+axis of the matched type), and of that coordinate with the cells' library size.
 
-MOp part: one fit on ``mop_10x.h5ad`` (K = 44, defaults, seed 0), traversal of all types, the
-ranked genes of one L5/L6 glutamatergic and one GABAergic type, and the figures under
-``docs/figures/``.
+Model setting (issue 5): ``state_encoder="separate"`` and a state KL weight of 0.25
+(``plan_kwargs={"max_kl_weight": 0.25}``), the setting for state analyses; ``--state-encoder
+shared --state-kl-weight 1`` gives package defaults. With the state posterior reading the type
+encoder, the coupling's gradients (tens to thousands of nats per cell) drown the within-type
+signal (about one nat) and ``q(s|x, c)`` collapses onto ``p(s|c)``
+(``benchmarks/results/states_variants.md``).
+
+MOp part: one fit on ``mop_10x.h5ad`` (K = 44, the same setting, seed 0), traversal of all
+types, the ranked genes of one L5/L6 glutamatergic and one GABAergic type, and the figures
+under ``docs/figures/``.
 
 Run: ``OMP_NUM_THREADS=1 /work/cpu_slot.sh python benchmarks/states.py`` (1 torch thread).
 """
@@ -43,13 +53,30 @@ FIGURES = ROOT.parent / "docs" / "figures"
 MOP = ROOT.parent.parent / "shared" / "data" / "mop_10x.h5ad"
 CALL_LOG2FC, CALL_SPEARMAN, FLAT_RANGE = 1.0, 0.9, 0.5
 QUICK = {}  # --quick: a smoke run of the script (few epochs, fewer cells), not for results
+#: --state-encoder / --kl-warmup: the model setting for state analyses (see the module docstring)
+SETTING = {"state_encoder": "separate", "kl_weight": 0.25, "kl_warmup": False, "n_state": 2}
+#: (grid, axis) traversals of the simulator part; axis "dims": every state dimension
+TRAVERSALS = [("prior", "dims"), ("cells", "dims"), ("prior", "pc1"), ("cells", "pc1")]
+
+
+def default_epochs(n_cells: int) -> int:
+    """``CplMixVI.train``'s default number of epochs."""
+    return int(min(400, max(20, 300_000 // n_cells)))
 
 
 def fit(adata, n_types: int, seed: int, layer: str = "counts") -> cplmixvi.CplMixVI:
     scvi.settings.seed = seed
     cplmixvi.CplMixVI.setup_anndata(adata, layer=layer)
-    model = cplmixvi.CplMixVI(adata, n_types=n_types)
-    model.train(max_epochs=QUICK.get("max_epochs"), accelerator="cpu", enable_progress_bar=False)
+    model = cplmixvi.CplMixVI(
+        adata, n_types=n_types, n_state=SETTING["n_state"], state_encoder=SETTING["state_encoder"]
+    )
+    epochs = QUICK.get("max_epochs", SETTING.get("epochs") or default_epochs(adata.n_obs))
+    # weight of the state KL term (a beta-VAE for the state); optionally warmed up from 0 over
+    # the whole fit
+    plan = {"max_kl_weight": SETTING["kl_weight"]}
+    if SETTING["kl_warmup"]:
+        plan["n_epochs_kl_warmup"] = epochs
+    model.train(max_epochs=epochs, plan_kwargs=plan, accelerator="cpu", enable_progress_bar=False)
     model.write_results(adata)
     return model
 
@@ -69,17 +96,36 @@ def simulator_rows(seed: int) -> list[dict]:
     matched = {str(label): str(t) for t, label in mapping.items()}
     acc = cplmixvi.metrics.hungarian_accuracy(adata.obs["cell_type"], adata.obs["cplmixvi_type"])
     rows = []
-    for grid in ("prior", "cells"):
-        trav = model.traverse(n_steps=11, arm=0, grid=grid)
+    for grid, axis in TRAVERSALS:
+        trav = model.traverse(n_steps=11, arm=0, grid=grid, state_dim=_state_dim(axis))
         scores = cplmixvi.tl.rank_state_genes(trav)
-        for row in type_rows(adata, scores, matched):
-            rows.append({"seed": seed, "grid": grid, **row, "acc": acc, "fit_s": seconds})
-        if seed == 0:
-            simulator_figure(trav, scores, adata, matched, grid)
+        for row in type_rows(adata, scores, matched, trav.attrs.get("directions")):
+            rows.append(
+                {"seed": seed, "grid": grid, "axis": axis, **row, "acc": acc, "fit_s": seconds}
+            )
+        if seed == 0 and (grid, axis) != ("prior", "pc1"):
+            simulator_figure(trav, scores, adata, matched, _slug(grid, axis))
     return rows
 
 
-def type_rows(adata, scores: pd.DataFrame, matched: dict[str, str]) -> list[dict]:
+def _state_dim(axis: str) -> str | None:
+    return "pc1" if axis == "pc1" else None
+
+
+def _slug(grid: str, axis: str) -> str:
+    return grid if axis == "dims" else f"{grid}_{axis}"
+
+
+def state_coordinate(states: np.ndarray, t: str, directions: dict | None) -> list[np.ndarray]:
+    """Candidate state coordinates of cells: each dimension, or the projection on type t's pc1."""
+    if directions is None:
+        return [states[:, d] for d in range(states.shape[1])]
+    return [states @ np.asarray(directions[t][0])]
+
+
+def type_rows(
+    adata, scores: pd.DataFrame, matched: dict[str, str], directions: dict | None = None
+) -> list[dict]:
     """Recovery of each planted type's state genes, flat markers and state correlation."""
     truth = adata.uns["simulation"]
     best = best_over_dims(scores)
@@ -95,6 +141,7 @@ def type_rows(adata, scores: pd.DataFrame, matched: dict[str, str]) -> list[dict
             continue
         own = best.loc[t]
         own.index = own.index.astype(str)
+        members = (adata.obs["cplmixvi_type"].astype(str) == t).to_numpy()
         planted = set(adata.var_names[truth["response"][k] != 0])
         top = set(own.sort_values("score", ascending=False).index[: len(planted)])
         called = set(
@@ -106,9 +153,11 @@ def type_rows(adata, scores: pd.DataFrame, matched: dict[str, str]) -> list[dict
         marker_range = type_scores[type_scores["gene"].astype(str).isin(markers_all)]
         own_markers = adata.var_names[adata.var["marker_of"] == name]
         own_range = marker_range[marker_range["gene"].astype(str).isin(own_markers)]
-        rho = max(
-            abs(spearmanr(states[cells, d], adata.obs["state"].to_numpy()[cells]).statistic)
-            for d in range(states.shape[1])
+        coords = state_coordinate(states[cells], t, directions)
+        rho = max(abs(spearmanr(c, adata.obs["state"].to_numpy()[cells]).statistic) for c in coords)
+        # what else the coordinate follows: the cells' library size
+        rho_lib = max(
+            abs(spearmanr(c, adata.obs["library"].to_numpy()[cells]).statistic) for c in coords
         )
         rows.append(
             {
@@ -116,6 +165,8 @@ def type_rows(adata, scores: pd.DataFrame, matched: dict[str, str]) -> list[dict
                 "n_cells": int(cells.sum()),
                 "inferred_type": t,
                 "hungarian_matched": name in matched,
+                # share of the inferred type's cells that are of this planted type
+                "purity": float(cells[members].mean()),
                 "n_planted": len(planted),
                 "precision_at_n": len(top & planted) / len(planted),
                 "n_called": len(called),
@@ -125,19 +176,21 @@ def type_rows(adata, scores: pd.DataFrame, matched: dict[str, str]) -> list[dict
                 "all_markers_flat": float((marker_range["log2_range"] <= FLAT_RANGE).mean()),
                 "max_marker_log2_range": float(marker_range["log2_range"].max()),
                 "abs_spearman_state": float(rho),
+                "abs_spearman_library": float(rho_lib),
             }
         )
     return rows
 
 
-def simulator_figure(trav, scores, adata, matched, grid: str) -> None:
+def simulator_figure(trav, scores, adata, matched, slug: str) -> None:
     """Fig. 4 style heatmap on the simulator: planted state genes vs markers, 3 types."""
     names = adata.uns["simulation"]["types"][:3]
-    names = [n for n in names if n in matched]
+    present = set(scores["type"].astype(str))  # grid="cells" skips near-empty types
+    names = [n for n in names if n in matched and matched[n] in present]
     types = [matched[n] for n in names]
     best = best_over_dims(scores)
     dims = {
-        t: int(best.loc[t].sort_values("score", ascending=False)["state_dim"].iloc[:5].mode()[0])
+        t: best.loc[t].sort_values("score", ascending=False)["state_dim"].iloc[:5].mode()[0]
         for t in types
     }
     state_genes = adata.var_names[adata.var["is_state_gene"]].tolist()
@@ -149,22 +202,23 @@ def simulator_figure(trav, scores, adata, matched, grid: str) -> None:
         state_dim=dims,
         type_names={matched[n]: f"type {matched[n]} = {n}" for n in names},
     )
-    axes[0].figure.savefig(FIGURES / f"simulator_traversal_{grid}.png", dpi=130)
+    axes[0].figure.savefig(FIGURES / f"simulator_traversal_{slug}.png", dpi=130)
 
 
 def summarise_simulator(table: pd.DataFrame) -> pd.DataFrame:
     metrics = [
-        "n_cells", "n_planted", "precision_at_n", "precision_called", "recall_called",
+        "n_cells", "purity", "n_planted", "precision_at_n", "precision_called", "recall_called",
         "own_markers_flat", "all_markers_flat", "max_marker_log2_range", "abs_spearman_state",
+        "abs_spearman_library",
     ]  # fmt: skip
     groups = [
-        ((grid, name), group)
-        for grid, by_grid in table.groupby("grid", sort=False)
+        ((grid, axis, name), group)
+        for (grid, axis), by_grid in table.groupby(["grid", "axis"], sort=False)
         for name, group in [*by_grid.groupby("type", sort=False), ("all types", by_grid)]
     ]
     rows = []
-    for (grid, name), group in groups:
-        row = {"grid": grid, "type": name}
+    for (grid, axis, name), group in groups:
+        row = {"grid": grid, "axis": axis, "type": name}
         for m in metrics:
             values = group[m].to_numpy(np.float64)
             row[m] = (
@@ -198,16 +252,16 @@ def mop(n_top: int = 10, model_dir: str | None = None) -> tuple[pd.DataFrame, pd
     arm0_counts = np.bincount(arm0, minlength=model.module.n_types)
     chosen = choose_types(adata, mapping, {str(k) for k in np.flatnonzero(arm0_counts >= 50)})
     genes, dependence = [], []
-    for grid in ("prior", "cells"):
-        trav = model.traverse(arm=0, n_steps=11, grid=grid)
+    for grid, axis in [("prior", "dims"), ("cells", "dims"), ("cells", "pc1")]:
+        trav = model.traverse(arm=0, n_steps=11, grid=grid, state_dim=_state_dim(axis))
         scores = cplmixvi.tl.rank_state_genes(trav)
         top = cplmixvi.tl.top_state_genes(scores, n_genes=n_top, arm=0)
         dep = cplmixvi.tl.state_gene_type_dependence(scores)
         markers = {t: type_markers(adata, t, exclude=top[t]) for t in chosen}
         rows = gene_rows(chosen, mapping, scores, top, markers, dep.set_index("gene"))
-        genes.append(pd.DataFrame(rows).assign(grid=grid))
-        dependence.append(dep.assign(grid=grid))
-        mop_figures(trav, scores, chosen, top, markers, mapping, grid)
+        genes.append(pd.DataFrame(rows).assign(grid=grid, axis=axis))
+        dependence.append(dep.assign(grid=grid, axis=axis))
+        mop_figures(trav, scores, chosen, top, markers, mapping, _slug(grid, axis))
     overview_figures(adata, mapping)
     spread = prior_vs_cells(model, adata, mapping)
     info = {
@@ -284,7 +338,7 @@ def gene_row(t, label, kind, rank, gene, best, dependence) -> dict:
         "gene_set": kind,
         "rank_in_set": rank,
         "gene": gene,
-        "state_dim": int(best.loc[gene, "state_dim"]),
+        "state_dim": best.loc[gene, "state_dim"],
         "log2fc": round(float(best.loc[gene, "log2fc"]), 3),
         "log2_range": round(float(best.loc[gene, "log2_range"]), 3),
         "spearman": round(float(best.loc[gene, "spearman"]), 3),
@@ -294,23 +348,23 @@ def gene_row(t, label, kind, rank, gene, best, dependence) -> dict:
     }
 
 
-def mop_figures(trav, scores, chosen, top, markers, mapping, grid: str) -> None:
+def mop_figures(trav, scores, chosen, top, markers, mapping, slug: str) -> None:
     best = best_over_dims(scores)
-    dims = {t: int(best.loc[t].loc[top[t], "state_dim"].mode()[0]) for t in chosen}
+    dims = {t: best.loc[t].loc[top[t], "state_dim"].mode()[0] for t in chosen}
     first, second = (f"state genes of {mapping[t]}" for t in chosen)
     sets = {first: top[chosen[0]], second: [g for g in top[chosen[1]] if g not in top[chosen[0]]]}
     seen = {g for v in sets.values() for g in v}
     sets["markers"] = list(dict.fromkeys(g for t in chosen for g in markers[t] if g not in seen))
     names = {t: f"type {t} = {mapping[t]}" for t in chosen}
     axes = cplmixvi.pl.traversal_heatmap(trav, sets, types=chosen, state_dim=dims, type_names=names)
-    axes[0].figure.savefig(FIGURES / f"mop_traversal_{grid}.png", dpi=130)
+    axes[0].figure.savefig(FIGURES / f"mop_traversal_{slug}.png", dpi=130)
     for t in chosen:
         own = {"state genes (ranked)": top[t], "markers": markers[t]}
         axes = cplmixvi.pl.traversal_heatmap(
             trav, own, types=[t], state_dim=dims[t], type_names=names
         )
-        slug = mapping[t].replace(" ", "_").replace("/", "")
-        axes[0].figure.savefig(FIGURES / f"mop_traversal_{grid}_{slug}.png", dpi=130)
+        name = mapping[t].replace(" ", "_").replace("/", "")
+        axes[0].figure.savefig(FIGURES / f"mop_traversal_{slug}_{name}.png", dpi=130)
 
 
 def overview_figures(adata, mapping) -> None:
@@ -330,18 +384,38 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--model-dir", help="save the MOp fit here, or load it if it exists")
     parser.add_argument("--quick", action="store_true", help="smoke run; writes to /tmp")
+    parser.add_argument("--results-dir", help="write tables and figures here instead")
+    parser.add_argument("--state-encoder", default="separate", choices=["shared", "separate"])
+    parser.add_argument("--state-kl-weight", type=float, default=0.25, help="1 for the ELBO")
+    parser.add_argument(
+        "--kl-warmup", action="store_true", help="warm the KL weight up from 0 over all epochs"
+    )
+    parser.add_argument("--n-state", type=int, default=2, help="state dimensions")
+    parser.add_argument("--epochs", type=int, help="epochs (default: CplMixVI.train's)")
     args = parser.parse_args()
+    SETTING.update(
+        state_encoder=args.state_encoder,
+        kl_weight=args.state_kl_weight,
+        kl_warmup=args.kl_warmup,
+        n_state=args.n_state,
+        epochs=args.epochs,
+    )
+    global RESULTS, FIGURES
     if args.quick:
-        global RESULTS, FIGURES
         QUICK.update(max_epochs=3, n_cells=800)
         RESULTS = FIGURES = Path("/tmp/states_quick")
+    if args.results_dir:
+        RESULTS = FIGURES = Path(args.results_dir)
     torch.set_num_threads(1)
     RESULTS.mkdir(exist_ok=True)
     FIGURES.mkdir(parents=True, exist_ok=True)
     env = (
         f"torch {torch.__version__}, {torch.get_num_threads()} torch thread(s), "
         f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, "
-        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, CPU {platform.machine()}"
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, CPU {platform.machine()}; "
+        f"model: state_encoder={SETTING['state_encoder']!r}, state KL weight "
+        f"{SETTING['kl_weight']}, KL warm-up over all epochs: {SETTING['kl_warmup']}, "
+        f"n_state={SETTING['n_state']}, epochs: {SETTING['epochs'] or 'train default'}"
     )
     if "simulator" in args.parts:
         table = pd.DataFrame([row for seed in args.seeds for row in simulator_rows(seed)])
@@ -359,7 +433,7 @@ def main() -> None:
         genes, dependence, info = mop(model_dir=args.model_dir)
         genes.to_csv(RESULTS / "states_mop_genes.csv", index=False)
         dependence.to_csv(RESULTS / "states_mop_type_dependence.csv", index=False)
-        n_dep = dependence.groupby("grid", sort=False)["type_dependent"].sum().to_dict()
+        n_dep = dependence.groupby(["grid", "axis"], sort=False)["type_dependent"].sum().to_dict()
         ratio = np.stack(info["spread"]["ratio"].to_numpy())
         text = (
             "# Cell states on MOp (benchmarks/states.py)\n\n"
@@ -368,9 +442,10 @@ def main() -> None:
             f"s.d. of p(s|c) / s.d. of the type's cells' states (arm 0, {len(ratio)} types with "
             f">= 10 cells), median per state dimension: {np.median(ratio, axis=0).round(2)}, "
             f"range {ratio.min():.2f}-{ratio.max():.2f}.\n\n"
-            f"Type-dependent genes (arm 0, of 500) per grid: {n_dep}.\n\n"
+            f"Type-dependent genes (arm 0, of 500) per (grid, axis): {n_dep}.\n\n"
             + genes.to_markdown(index=False)
-            + "\n\nFigures: `docs/figures/mop_traversal_{prior,cells}*.png`, `mop_confusion.png`, "
+            + "\n\nFigures: `docs/figures/mop_traversal_{prior,cells,cells_pc1}*.png`, "
+            "`mop_confusion.png`, "
             "`mop_state_distributions.png`.\n"
         )
         (RESULTS / "states_mop.md").write_text(text)

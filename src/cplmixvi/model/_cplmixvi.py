@@ -78,6 +78,12 @@ class CplMixVI(TraversalMixin, BaseModelClass):
         ``"dropout"``, ``"affine"``, ``"none"``, an :class:`~cplmixvi.augment.Augmenter`, a fitted
         :class:`~cplmixvi.augment.GenerativeAugmenter` or a list of these (see
         :func:`~cplmixvi.augment.get_augmenter`); :meth:`train` can override it.
+    state_encoder
+        ``"shared"`` (default): the state posterior ``q(s|x, c)`` reads the hidden layer of the
+        type encoder. ``"separate"``: the state has its own encoder network, out of reach of the
+        coupling's gradients, which otherwise drown the weak within-type signal; use it (with a KL
+        warm-up, ``plan_kwargs={"n_epochs_kl_warmup": max_epochs}``) when the state itself is
+        the object of study (traversals, state genes; see ``benchmarks/results/states_*.md``).
 
     Examples
     --------
@@ -109,12 +115,14 @@ class CplMixVI(TraversalMixin, BaseModelClass):
         coupling_sigma: Literal["posterior", "coupled"] = "posterior",
         coupling_min_prob: float = 1e-2,
         augmentation: str | Augmenter | None = "auto",
+        state_encoder: Literal["shared", "separate"] = "shared",
     ):
         super().__init__(adata)
         check_choice("gene_likelihood", gene_likelihood, ("nb", "zinb", "normal", "bernoulli"))
         check_choice("state_prior", state_prior, ("type", "normal"))
         check_choice("coupling_on", coupling_on, ("sample", "probs"))
         check_choice("coupling_sigma", coupling_sigma, ("posterior", "coupled"))
+        check_choice("state_encoder", state_encoder, ("shared", "separate"))
         check_sizes(n_types, n_state, n_arms, self.summary_stats.n_cells)
         check_input_values(
             self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY),
@@ -141,6 +149,7 @@ class CplMixVI(TraversalMixin, BaseModelClass):
             coupling_sigma=coupling_sigma,
             augmenter=augmenter,
             min_prob=coupling_min_prob,
+            state_encoder=state_encoder,
         )
         self._model_summary_string = (
             f"CplMixVI model with {n_arms} arm(s), {n_types} types, {n_state} state dimensions, "
@@ -291,7 +300,10 @@ class CplMixVI(TraversalMixin, BaseModelClass):
             about a minute of compilation at the first step; close to, not bit-identical with,
             the eager model of the same seed.
         plan_kwargs
-            Extra arguments for :class:`~cplmixvi.train.CplMixTrainingPlan`.
+            Extra arguments for :class:`~cplmixvi.train.CplMixTrainingPlan`, e.g.
+            ``{"max_kl_weight": 0.25}`` to weight the state's KL term by 0.25 (the setting for
+            state analyses with ``state_encoder="separate"``, see the cell-states docs) or
+            ``{"n_epochs_kl_warmup": 50}`` to warm it up from 0 (scvi-tools' names).
         datasplitter_kwargs
             Extra arguments for :class:`scvi.dataloaders.DataSplitter`.
         **trainer_kwargs

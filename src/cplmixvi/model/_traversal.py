@@ -1,4 +1,9 @@
-"""Latent traversal: decode expression along one state dimension of ``p(s|c)`` (Sec. 4.2)."""
+"""Latent traversal: decode expression along one state dimension of ``p(s|c)`` (Sec. 4.2).
+
+Besides the state dimensions themselves, a type can be traversed along its principal axis
+(``state_dim="pc1"``): the first principal axis of the state coordinates of its cells. A type's
+state need not lie along one dimension; the learned variation may be rotated across them.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,8 @@ from scipy.stats import norm
 from scvi import REGISTRY_KEYS
 
 TypeSpec = int | str | Sequence[int | str] | None
+StateDimSpec = int | Sequence[int] | Literal["pc1"] | None
+PRINCIPAL = "pc1"
 
 
 class TraversalMixin:
@@ -21,7 +28,7 @@ class TraversalMixin:
     def traverse(
         self,
         cell_type: TypeSpec = None,
-        state_dim: int | Sequence[int] | None = None,
+        state_dim: StateDimSpec = None,
         n_steps: int = 11,
         genes: Sequence[str] | None = None,
         quantiles: tuple[float, float] = (0.05, 0.95),
@@ -43,14 +50,25 @@ class TraversalMixin:
         (means of ``q(s|x, c)``) of the training cells the arm assigns to ``c``, which keeps the
         grid where the type's cells are when the learned prior is wider than they are.
 
+        With ``state_dim="pc1"`` the state moves along the type's principal axis instead of one
+        dimension: the first principal axis ``v`` (unit vector) of the state coordinates of the
+        type's cells, per arm, oriented so that its largest-magnitude component is positive
+        (reproducible). The grid points are ``m + (t - m·v) v`` with ``m`` the type's mean
+        (cells or prior, as chosen by ``grid``) and ``t`` the quantiles of the cells' projections
+        ``s·v`` (``grid="cells"``) or of ``p(s·v|c)`` (``grid="prior"``). Use it when the state
+        of a type is spread over several dimensions (``n_state > 1``): a single dimension then
+        sees only part of it.
+
         Parameters
         ----------
         cell_type
             Type(s) to traverse, as indices or as the labels written by
             :meth:`write_results` (``"0"`` ... ``"K-1"``); ``None`` for all types (with
-            ``grid="cells"``: all types with at least ``min_cells`` cells in every chosen arm).
+            ``grid="cells"`` or ``state_dim="pc1"``: all types with at least ``min_cells`` cells in
+            every chosen arm).
         state_dim
-            State dimension(s) to move; ``None`` for all.
+            State dimension(s) to move; ``None`` for all; ``"pc1"`` for the type's principal
+            axis (needs ``min_cells`` cells of the type in each chosen arm, for either grid).
         n_steps
             Grid points per dimension (>= 2).
         genes
@@ -70,71 +88,87 @@ class TraversalMixin:
             ``"prior"``: quantiles and mean of ``p(s|c)``; ``"cells"``: empirical quantiles and
             mean of the states of the cells assigned to the type (by each arm's argmax).
         min_cells
-            ``grid="cells"`` needs at least this many cells per traversed type and arm.
+            ``grid="cells"`` and ``state_dim="pc1"`` need at least this many cells per traversed
+            type and arm.
 
         Returns
         -------
         Tidy DataFrame, one row per (type, arm, state_dim, step, gene), in that order, with columns
-        ``type`` (label), ``arm``, ``state_dim``, ``step``, ``quantile`` (level of
-        ``p(s_d|c)``), ``state`` (value of ``s_d``), ``gene`` and ``expression``
-        (normalised expression for ``nb``/``zinb``, decoded mean for ``normal``, probability for
-        ``bernoulli``). ``attrs["expression"]`` says which.
+        ``type`` (label), ``arm``, ``state_dim`` (``"pc1"`` for the principal axis), ``step``,
+        ``quantile`` (level of ``p(s_d|c)``), ``state`` (value of ``s_d``, or the projection
+        ``s·v`` on the principal axis), ``gene`` and ``expression`` (normalised expression for
+        ``nb``/``zinb``, decoded mean for ``normal``, probability for ``bernoulli``).
+        ``attrs["expression"]`` says which. With ``state_dim="pc1"``,
+        ``attrs["directions"]`` holds the axes, ``{type label: {arm: [v_0, ..., v_D-1]}}``;
+        a cell's coordinate along the axis is its state (:meth:`get_latent_representation`
+        of that arm) dotted with ``v``.
 
         Examples
         --------
         >>> trav = model.traverse(cell_type="3", genes=["Fos", "Pvalb"], n_steps=9)
         >>> trav.pivot_table(index="gene", columns="state", values="expression")
+        >>> along = model.traverse(cell_type="3", state_dim="pc1", grid="cells")
         """
         self._check_if_trained(warn=False)
         module = self.module
         types = _resolve_types(cell_type, module.n_types)
-        dims = _resolve_indices(state_dim, module.n_state, "state_dim")
+        principal = isinstance(state_dim, str)
+        if principal and state_dim != PRINCIPAL:
+            raise ValueError(
+                f"state_dim must be an index, a list of indices, None or 'pc1' (the type's "
+                f"principal axis), got {state_dim!r}."
+            )
+        dims = (
+            [PRINCIPAL] if principal else _resolve_indices(state_dim, module.n_state, "state_dim")
+        )
         arms = _resolve_indices(arm, module.n_arms, "arm")
         gene_idx, gene_names = _resolve_genes(genes, self.adata.var_names)
         levels = _quantile_levels(quantiles, n_steps)
-        if grid == "prior":
-            center, moved = _prior_grid(module, types, dims, levels)
-        elif grid == "cells":
-            types, center, moved = self._cells_grid(
-                types, dims, arms, levels, min_cells, skip_small=cell_type is None
-            )
-        else:
+        if grid not in ("prior", "cells"):
             raise ValueError(f"grid must be 'prior' or 'cells', got {grid!r}.")
-        s, c = _grid(center, moved, types, dims, module.n_types)
+        cells = None
+        if grid == "cells" or principal:
+            types, cells = self._type_cells(
+                types, arms, min_cells, skip_small=cell_type is None, principal=principal
+            )
+        axes = (
+            _principal_axes(cells, module.n_arms, len(types), module.n_state)
+            if principal
+            else _unit_axes(module.n_arms, len(types), dims, module.n_state)
+        )  # (A, T, nd, D)
+        if grid == "prior":
+            center, moved = _prior_grid(module, types, axes, levels)
+        else:
+            center, moved = _cells_grid(cells, axes, levels)
+        s, c = _grid(center, axes, moved, types, module.n_types)
         expr = self._decode_grid(s, c, library_size, batch)[:, :, gene_idx]  # (A, B, G)
-        return _tidy(expr, moved, arms, types, dims, levels, gene_names, self._expr_kind())
+        table = _tidy(expr, moved, arms, types, dims, levels, gene_names, self._expr_kind())
+        if principal:
+            table.attrs["directions"] = {
+                str(k): {a: axes[a, i, 0].tolist() for a in arms} for i, k in enumerate(types)
+            }
+        return table
 
-    def _cells_grid(
-        self,
-        types: list[int],
-        dims: list[int],
-        arms: list[int],
-        levels: np.ndarray,
-        min_cells: int,
-        skip_small: bool,
-    ) -> tuple[list[int], np.ndarray, np.ndarray]:
-        """Types kept, mean ``(A, T, D)`` and quantiles ``(A, T, nd, S)`` of cells' states."""
+    def _type_cells(
+        self, types: list[int], arms: list[int], min_cells: int, skip_small: bool, principal: bool
+    ) -> tuple[list[int], dict[tuple[int, int], np.ndarray]]:
+        """Types kept and the states ``(n_k, D)`` of each (arm, type index)'s assigned cells."""
         log_probs, states = self._encode(None, None, None)  # (A, n, K), (A, n, D)
         assigned = log_probs.argmax(-1)
         counts = np.stack([np.bincount(assigned[a], minlength=self.module.n_types) for a in arms])
         small = [k for k in types if counts[:, k].min() < min_cells]
+        fix = "an integer state_dim, " if principal else "grid='prior', "
         if small and not skip_small:
             raise ValueError(
                 f"Type(s) {small} have fewer than min_cells={min_cells} cells in arm(s) {arms} "
                 f"(cells per type: {dict(enumerate(counts.min(axis=0).tolist()))}); use "
-                "grid='prior', a smaller min_cells or other types."
+                f"{fix}a smaller min_cells or other types."
             )
         types = [k for k in types if k not in small]
         if not types:
-            raise ValueError(f"No type has min_cells={min_cells} cells; use grid='prior'.")
-        center = np.zeros((states.shape[0], len(types), states.shape[2]))
-        moved = np.zeros((states.shape[0], len(types), len(dims), len(levels)))
-        for a in arms:
-            for i, k in enumerate(types):
-                cells = states[a, assigned[a] == k]
-                center[a, i] = cells.mean(axis=0)
-                moved[a, i] = np.quantile(cells[:, dims], levels, axis=0).T
-        return types, center, moved
+            raise ValueError(f"No type has min_cells={min_cells} cells; use {fix.rstrip(', ')}.")
+        cells = {(a, i): states[a, assigned[a] == k] for a in arms for i, k in enumerate(types)}
+        return types, cells
 
     def _decode_grid(
         self, s: torch.Tensor, c: torch.Tensor, library_size: float, batch: str | None
@@ -187,30 +221,74 @@ def _expression(gen: dict[str, torch.Tensor], likelihood: str) -> torch.Tensor:
     return gen["px_out"]
 
 
+def _unit_axes(n_arms: int, n_types: int, dims: list[int], n_state: int) -> np.ndarray:
+    """Axes ``(A, T, nd, D)``: the unit vector of each traversed dimension."""
+    axes = np.zeros((n_arms, n_types, len(dims), n_state))
+    axes[:, :, np.arange(len(dims)), dims] = 1.0
+    return axes
+
+
+def _principal_axis(states: np.ndarray) -> np.ndarray:
+    """First principal axis of state coordinates ``(n, D)`` as a unit vector ``(D,)``.
+
+    Oriented so that its largest-magnitude component is positive (the convention of
+    :func:`sklearn.utils.extmath.svd_flip`), so that the same cells give the same axis.
+    """
+    centered = np.asarray(states, dtype=np.float64) - np.mean(states, axis=0)
+    _, _, vt = np.linalg.svd(centered, full_matrices=False)
+    axis = vt[0]
+    return axis * np.sign(axis[np.argmax(np.abs(axis))])
+
+
+def _principal_axes(
+    cells: dict[tuple[int, int], np.ndarray], n_arms: int, n_types: int, n_state: int
+) -> np.ndarray:
+    """Axes ``(A, T, 1, D)``: each (arm, type)'s principal axis (zeros for arms not chosen)."""
+    axes = np.zeros((n_arms, n_types, 1, n_state))
+    for (a, i), states in cells.items():
+        axes[a, i, 0] = _principal_axis(states)
+    return axes
+
+
 def _prior_grid(
-    module, types: list[int], dims: list[int], levels: np.ndarray
+    module, types: list[int], axes: np.ndarray, levels: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean ``(A, T, D)`` and quantiles ``(A, T, nd, S)`` of ``p(s|c)``."""
+    """Mean ``(A, T, D)`` of ``p(s|c)`` and quantiles ``(A, T, nd, S)`` of ``p(s·v|c)``."""
     mean = module.prior_mean.detach().cpu().double().numpy()[:, types]  # (A, T, D)
-    std = np.exp(0.5 * module.prior_logvar.detach().cpu().double().numpy()[:, types])
-    z = norm.ppf(levels)
-    moved = mean[:, :, dims, None] + z[None, None, None, :] * std[:, :, dims, None]
+    var = np.exp(module.prior_logvar.detach().cpu().double().numpy()[:, types])
+    center = np.einsum("atd,atid->ati", mean, axes)  # (A, T, nd)
+    std = np.sqrt(np.einsum("atd,atid->ati", var, axes**2))  # diagonal covariance
+    moved = center[..., None] + norm.ppf(levels) * std[..., None]
     return mean, moved
 
 
+def _cells_grid(
+    cells: dict[tuple[int, int], np.ndarray], axes: np.ndarray, levels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean ``(A, T, D)`` of the cells' states and quantiles ``(A, T, nd, S)`` of ``s·v``."""
+    n_arms, n_types, n_dims, n_state = axes.shape
+    center = np.zeros((n_arms, n_types, n_state))
+    moved = np.zeros((n_arms, n_types, n_dims, len(levels)))
+    for (a, i), states in cells.items():
+        center[a, i] = states.mean(axis=0)
+        moved[a, i] = np.quantile(states @ axes[a, i].T, levels, axis=0).T
+    return center, moved
+
+
 def _grid(
-    center: np.ndarray, moved: np.ndarray, types: list[int], dims: list[int], n_types: int
+    center: np.ndarray, axes: np.ndarray, moved: np.ndarray, types: list[int], n_types: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """States ``(A, B, D)`` and one-hot types ``(A, B, K)`` for B = types x dims x steps rows.
 
-    Row ``(t, i, j)`` is ``center[:, t]`` with dimension ``dims[i]`` set to ``moved[:, t, i, j]``.
+    Row ``(t, i, j)`` is ``m + (moved[:, t, i, j] - m·v) v`` with ``m = center[:, t]`` and
+    ``v = axes[:, t, i]``: for a unit axis, ``m`` with dimension ``i`` set to the grid value.
     """
     n_arms, n_t, n_state = center.shape
-    n_steps = moved.shape[-1]
-    s = np.repeat(center[:, :, None, None, :], len(dims), axis=2).repeat(n_steps, axis=3)
-    for i, d in enumerate(dims):
-        s[:, :, i, :, d] = moved[:, :, i, :]
-    c = torch.zeros(n_arms, n_t, len(dims), n_steps, n_types, dtype=torch.float64)
+    n_dims, n_steps = moved.shape[2:]
+    along = np.einsum("atd,atid->ati", center, axes)[..., None, None]  # m·v, (A, T, nd, 1, 1)
+    rest = center[:, :, None, None, :] - along * axes[:, :, :, None, :]  # m without its v part
+    s = rest + moved[..., None] * axes[:, :, :, None, :]  # exact for unit axes
+    c = torch.zeros(n_arms, n_t, n_dims, n_steps, n_types, dtype=torch.float64)
     c[:, torch.arange(n_t), ..., torch.tensor(types)] = 1.0
     return torch.from_numpy(s).reshape(n_arms, -1, n_state), c.reshape(n_arms, -1, n_types)
 

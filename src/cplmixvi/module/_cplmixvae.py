@@ -72,6 +72,10 @@ class CplMixVAE(BaseModuleClass):
         Produces each arm's copy of a training minibatch; not applied at inference.
     min_prob, min_sigma
         Bounds of the coupling distance (see :func:`cplmixvi.nn.perturbed_aitchison_sq`).
+    state_encoder
+        ``"shared"``: ``q(s|x, c)`` reads the hidden layer of the type encoder; ``"separate"``:
+        the state has its own encoder network (same shape), which the coupling's gradients do
+        not reach.
     """
 
     def __init__(
@@ -93,6 +97,7 @@ class CplMixVAE(BaseModuleClass):
         augmenter: Augmenter | None = None,
         min_prob: float = 1e-2,
         min_sigma: float = 1e-2,
+        state_encoder: Literal["shared", "separate"] = "shared",
     ):
         super().__init__()
         self.n_types, self.n_state, self.n_arms = n_types, n_state, n_arms
@@ -104,6 +109,7 @@ class CplMixVAE(BaseModuleClass):
         self.entropy_weight = entropy_weight
         self.augmenter = augmenter if augmenter is not None else Identity()
         self.min_prob, self.min_sigma = min_prob, min_sigma
+        self.state_encoder = state_encoder
         self.register_buffer("temperature", torch.tensor(1.0))
         # categories still in use (False once pruned); saved in the state dict
         self.register_buffer("type_mask", torch.ones(n_types, dtype=torch.bool))
@@ -115,6 +121,8 @@ class CplMixVAE(BaseModuleClass):
         self.encoder = ArmMLP(n_arms, n_input, n_hidden, n_layers, n_cat, dropout_rate)
         self.type_head = ArmLinear(n_arms, n_hidden, n_types)
         self.state_head = ArmLinear(n_arms, n_hidden + n_types, 2 * n_state)
+        if state_encoder == "separate":
+            self.state_features = ArmMLP(n_arms, n_input, n_hidden, n_layers, n_cat, dropout_rate)
         self.decoder = ArmMLP(n_arms, n_state + n_types, n_hidden, n_layers, n_cat, 0.0)
         self.output_head = ArmLinear(n_arms, n_hidden, n_input)
         if gene_likelihood == "zinb":
@@ -161,7 +169,8 @@ class CplMixVAE(BaseModuleClass):
         """
         xa = self.augmenter(x, self.n_arms) if self.training else x.expand(self.n_arms, *x.shape)
         counts = self.gene_likelihood in COUNT_LIKELIHOODS
-        h = self.encoder(torch.log1p(xa) if counts else xa, batch_index)
+        x_in = torch.log1p(xa) if counts else xa
+        h = self.encoder(x_in, batch_index)
         logits = self.type_head(h)
         if self.is_pruned:  # pruned types get log q = -inf: softmax and Gumbel over survivors
             logits = logits.masked_fill(~self.type_mask, float("-inf"))
@@ -171,6 +180,8 @@ class CplMixVAE(BaseModuleClass):
             c = gumbel_softmax(logits, tau=self.temperature)
         else:
             c = F.one_hot(logits.argmax(-1), self.n_types).to(logits.dtype)
+        if self.state_encoder == "separate":
+            h = self.state_features(x_in, batch_index)
         state = self.state_head(torch.cat([h, c], dim=-1))
         qs_mean, qs_logvar = state.chunk(2, dim=-1)
         qs_std = torch.exp(0.5 * qs_logvar.clamp(-15.0, 15.0)) + 1e-4

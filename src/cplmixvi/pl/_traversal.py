@@ -17,7 +17,7 @@ def traversal_heatmap(
     traversal: pd.DataFrame,
     genes: GeneSets | None = None,
     types: Sequence[str] | None = None,
-    state_dim: int | Mapping[str, int] = 0,
+    state_dim: int | str | Mapping[str, int | str] = 0,
     arm: int = 0,
     type_names: Mapping[str, str] | None = None,
     pseudocount: float = 1.0,
@@ -41,8 +41,9 @@ def traversal_heatmap(
     types
         Type labels to draw, one panel each, in this order; ``None`` for all in the traversal.
     state_dim
-        State dimension of the traversal to draw, or ``{type: dimension}`` to draw each type
-        along its own (a type's state axes need not mean what another type's do).
+        State dimension of the traversal to draw (``"pc1"`` for a traversal along the types'
+        principal axes), or ``{type: dimension}`` to draw each type along its own (a type's
+        state axes need not mean what another type's do).
     arm
         Arm of the traversal to draw.
     type_names
@@ -75,7 +76,8 @@ def traversal_heatmap(
         image = ax.imshow(matrix.to_numpy(), aspect="auto", cmap=cmap, vmin=-limit, vmax=limit)
         _decorate(ax, matrix, sets, show_genes=i == 0)
         title = (type_names or {}).get(t, f"type {t}")
-        ax.set_title(f"{title}\nstate dim {dims[t]}", fontsize=9)
+        axis = "principal axis (pc1)" if dims[t] == "pc1" else f"state dim {dims[t]}"
+        ax.set_title(f"{title}\n{axis}", fontsize=9)
     colorbar = fig.colorbar(image, ax=list(axes), shrink=0.6, pad=0.02)
     colorbar.set_label("log2 fold change vs median state", fontsize=8)
     return list(axes)
@@ -84,7 +86,7 @@ def traversal_heatmap(
 def _panel_matrix(
     traversal: pd.DataFrame,
     cell_type: str,
-    state_dim: int,
+    state_dim: int | str,
     arm: int,
     genes: list[str],
     pseudocount: float,

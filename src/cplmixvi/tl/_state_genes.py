@@ -29,6 +29,10 @@ def rank_state_genes(traversal: pd.DataFrame, pseudocount: float = 1.0) -> pd.Da
       and in one direction;
     - ``rank``: 1 for the highest score within its (type, arm, state_dim).
 
+    A traversal along the types' principal axes (``traverse(state_dim="pc1")``) is ranked the
+    same way, with ``state_dim == "pc1"``: one direction per type that holds the type's main
+    state variation even when it is spread over several state dimensions.
+
     Parameters
     ----------
     traversal
@@ -45,6 +49,7 @@ def rank_state_genes(traversal: pd.DataFrame, pseudocount: float = 1.0) -> pd.Da
     --------
     >>> scores = cplmixvi.tl.rank_state_genes(model.traverse(n_steps=11))
     >>> scores[scores["rank"] <= 10]
+    >>> along = cplmixvi.tl.rank_state_genes(model.traverse(state_dim="pc1", grid="cells"))
     """
     wide, state = _wide(traversal)
     y = wide.to_numpy(np.float64)
@@ -103,7 +108,8 @@ def state_gene_type_dependence(
     summarised by its strongest state dimension: ``|log2fc|`` of the dimension with the highest
     score, and the gene counts as *responding* there when ``|log2fc| >= min_log2fc`` and
     ``|spearman| >= min_spearman``. Across types, ``specificity = 1 - min / max`` of those
-    ``|log2fc|`` (0: the same strength in every type; 1: flat in some type).
+    ``|log2fc|`` (0: the same strength in every type; 1: flat in some type). With a traversal
+    along the principal axes (``state_dim="pc1"``) each type has one direction to begin with.
 
     Parameters
     ----------
