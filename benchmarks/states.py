@@ -25,7 +25,7 @@ MOp part: one fit on ``mop_10x.h5ad`` (K = 44, the same setting, seed 0), traver
 types, the ranked genes of one L5/L6 glutamatergic and one GABAergic type, and the figures
 under ``docs/figures/``.
 
-Run: ``OMP_NUM_THREADS=1 /work/cpu_slot.sh python benchmarks/states.py`` (1 torch thread).
+Run: ``OMP_NUM_THREADS=1 python benchmarks/states.py`` (1 torch thread).
 """
 
 from __future__ import annotations
