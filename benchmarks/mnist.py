@@ -63,13 +63,18 @@ def run_one(config: str, seed: int, settings: dict) -> dict:
         n_state=settings["n_state"],
         n_arms=spec["n_arms"],
         n_hidden=settings["n_hidden"],
+        n_layers=settings["n_layers"],
         gene_likelihood="bernoulli",
         coupling_weight=settings["coupling_weight"],
+        coupling_on=settings["coupling_on"],
+        entropy_weight=settings["entropy_weight"],
+        marginal_entropy_weight=settings["marginal_entropy_weight"],
         augmentation=augmentation,
     )
     start = time.perf_counter()
     model.train(
         max_epochs=settings["epochs"],
+        lr=settings["lr"],
         batch_size=settings["batch_size"],
         temperature_start=settings["t_start"],
         temperature_end=settings["t_end"],
@@ -79,7 +84,8 @@ def run_one(config: str, seed: int, settings: dict) -> dict:
     )
     seconds = time.perf_counter() - start
     truth = adata.obs["digit"].astype(str).to_numpy()
-    fused = model.get_type_assignments(batch_size=2048)["type"].astype(str).to_numpy()
+    assignments = model.get_type_assignments(batch_size=2048)
+    fused = assignments["type"].astype(str).to_numpy()
     per_arm = model.get_type_probabilities(batch_size=2048, per_arm=True).argmax(-1)
     arm_accs = [hungarian_accuracy(truth, arm.astype(str)) for arm in per_arm]
     return {
@@ -88,6 +94,8 @@ def run_one(config: str, seed: int, settings: dict) -> dict:
         "acc": hungarian_accuracy(truth, fused),
         "acc_arm_mean": float(np.mean(arm_accs)),
         "n_clusters": int(pd.Series(fused).nunique()),
+        "arm_agreement": float(assignments["arm_agreement"].mean()),
+        **last_epoch_terms(model),
         "n_cells": adata.n_obs,
         "train_s": seconds,
         "s_per_epoch": seconds / settings["epochs"],
@@ -95,9 +103,29 @@ def run_one(config: str, seed: int, settings: dict) -> dict:
     }
 
 
+def last_epoch_terms(model) -> dict:
+    """The loss terms of the last training epoch (per arm and cell, from the history)."""
+    keys = ("reconstruction", "kl_state", "type_entropy", "marginal_entropy", "coupling")
+    history = model.history
+    return {
+        f"last_{key}": float(history[f"{key}_train"].iloc[-1, 0])
+        for key in keys
+        if f"{key}_train" in history
+    }
+
+
+def _mean(group: pd.DataFrame, key: str) -> str:
+    values = group[key].dropna() if key in group else pd.Series(dtype=float)
+    return f"{values.mean():.2f}" if len(values) else "n/a"
+
+
 def summarise(results: pd.DataFrame) -> str:
     """Markdown: ACC mean +- s.d. (in %) per tag and configuration."""
     results = results.copy()
+    # rows written before these options existed used the paper's objective
+    defaults = {"coupling_on": "sample", "entropy_weight": 1.0, "marginal_entropy_weight": 0.0}
+    for key, value in defaults.items():
+        results[key] = results[key].fillna(value) if key in results else value
     grouped = results.groupby(["tag", "config"], sort=False)
     rows = []
 
@@ -112,8 +140,12 @@ def summarise(results: pd.DataFrame) -> str:
                 "config": config,
                 "ACC fused (%)": pm(group.acc),
                 "ACC mean of arms (%)": pm(group.acc_arm_mean),
-                "coupling weight": group.coupling_weight.iloc[0],
+                "arm agreement": _mean(group, "arm_agreement"),
+                "coupling": f"{group.coupling_weight.iloc[0]:g} x {group.coupling_on.iloc[0]}",
+                "H(c|x) weight": group.entropy_weight.iloc[0],
+                "H(q(c)) weight": group.marginal_entropy_weight.iloc[0],
                 "seeds": len(group),
+                "images": int(group.n_cells.iloc[0]),
                 "epochs": int(group.epochs.iloc[0]),
                 "n_hidden": int(group.n_hidden.iloc[0]),
                 "affine strength": group.strength.iloc[0],
@@ -134,16 +166,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--strength", type=float, default=1.0)
     parser.add_argument("--coupling-weight", type=float, default=1.0)
+    parser.add_argument("--coupling-on", default="sample", choices=["sample", "probs"])
+    parser.add_argument("--entropy-weight", type=float, default=1.0)
+    parser.add_argument("--marginal-entropy-weight", type=float, default=0.0)
+    parser.add_argument("--n-layers", type=int, default=2)
+    parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--t-start", type=float, default=1.0)
     parser.add_argument("--t-end", type=float, default=0.5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--tag", default="default")
     parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--name", default="mnist", help="stem of the csv and md files")
     parser.add_argument("--summary-only", action="store_true", help="only rewrite mnist.md")
     args = parser.parse_args(argv)
     if args.summary_only:
-        summary = summarise(pd.read_csv(args.out / "mnist.csv"))
-        (args.out / "mnist.md").write_text(summary + "\n")
+        summary = summarise(pd.read_csv(args.out / f"{args.name}.csv"))
+        (args.out / f"{args.name}.md").write_text(summary + "\n")
         print(summary)
         return
     settings = {
@@ -155,12 +193,17 @@ def main(argv: list[str] | None = None) -> None:
         "batch_size": args.batch_size,
         "strength": args.strength,
         "coupling_weight": args.coupling_weight,
+        "coupling_on": args.coupling_on,
+        "entropy_weight": args.entropy_weight,
+        "marginal_entropy_weight": args.marginal_entropy_weight,
+        "n_layers": args.n_layers,
+        "lr": args.lr,
         "t_start": args.t_start,
         "t_end": args.t_end,
         "threads": args.threads,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    csv = args.out / "mnist.csv"
+    csv = args.out / f"{args.name}.csv"
     rows = pd.read_csv(csv).to_dict("records") if csv.exists() else []
     done = {(row["tag"], row["config"], row["seed"]) for row in rows}
     ctx = get_context("spawn")
@@ -173,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
             rows.append(row)
             print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()})
             pd.DataFrame(rows).to_csv(csv, index=False)
-    (args.out / "mnist.md").write_text(summarise(pd.DataFrame(rows)) + "\n")
+    (args.out / f"{args.name}.md").write_text(summarise(pd.DataFrame(rows)) + "\n")
     print(summarise(pd.DataFrame(rows)))
 
 

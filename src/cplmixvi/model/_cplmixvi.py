@@ -72,6 +72,14 @@ class CplMixVI(TraversalMixin, BaseModelClass):
         ``"coupled"``: of the coupled vectors themselves (literal reading of the paper).
     coupling_min_prob
         Floor on ``c`` inside the log of the coupling distance, which keeps it finite.
+    entropy_weight
+        Weight of the entropy ``H(c|x)`` of each arm's posterior (1 in Eq. 7, a confidence
+        penalty); 0 drops it, a negative weight rewards confident posteriors.
+    marginal_entropy_weight
+        Weight of the entropy of each arm's minibatch aggregate posterior ``H(q(c))``, which
+        rewards using every category (0 in Eq. 7). With ``entropy_weight < 0`` the two maximise
+        the mutual information ``I(x; c)`` of information-maximising clustering (IMSAT, IIC):
+        the MNIST recipe of the README.
     augmentation
         How each arm's copy of a training cell is made: ``"auto"`` (binomial thinning then gene
         dropout of counts, gene dropout for continuous data, none for one arm), ``"thinning"``,
@@ -109,6 +117,8 @@ class CplMixVI(TraversalMixin, BaseModelClass):
         coupling_sigma: Literal["posterior", "coupled"] = "posterior",
         coupling_min_prob: float = 1e-2,
         augmentation: str | Augmenter | None = "auto",
+        entropy_weight: float = 1.0,
+        marginal_entropy_weight: float = 0.0,
     ):
         super().__init__(adata)
         check_choice("gene_likelihood", gene_likelihood, ("nb", "zinb", "normal", "bernoulli"))
@@ -116,6 +126,11 @@ class CplMixVI(TraversalMixin, BaseModelClass):
         check_choice("coupling_on", coupling_on, ("sample", "probs"))
         check_choice("coupling_sigma", coupling_sigma, ("posterior", "coupled"))
         check_sizes(n_types, n_state, n_arms, self.summary_stats.n_cells)
+        if marginal_entropy_weight < 0:
+            raise ValueError(
+                f"marginal_entropy_weight must be >= 0 (a negative weight rewards putting every "
+                f"cell into one type), got {marginal_entropy_weight}; use 0 to turn it off."
+            )
         check_input_values(
             self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY),
             gene_likelihood,
@@ -141,6 +156,8 @@ class CplMixVI(TraversalMixin, BaseModelClass):
             coupling_sigma=coupling_sigma,
             augmenter=augmenter,
             min_prob=coupling_min_prob,
+            entropy_weight=entropy_weight,
+            marginal_entropy_weight=marginal_entropy_weight,
         )
         self._model_summary_string = (
             f"CplMixVI model with {n_arms} arm(s), {n_types} types, {n_state} state dimensions, "

@@ -13,7 +13,13 @@ from torch import nn
 from torch.distributions import Normal, kl_divergence
 
 from cplmixvi.augment import Augmenter, Identity
-from cplmixvi.nn import ArmLinear, ArmMLP, gaussian_nll, perturbed_aitchison_sq
+from cplmixvi.nn import (
+    ArmLinear,
+    ArmMLP,
+    gaussian_nll,
+    marginal_entropy,
+    perturbed_aitchison_sq,
+)
 
 Likelihood = Literal["nb", "zinb", "normal", "bernoulli"]
 COUNT_LIKELIHOODS = ("nb", "zinb")
@@ -54,6 +60,10 @@ class CplMixVAE(BaseModuleClass):
         ``lambda`` of Eq. 7.
     entropy_weight
         Weight of the entropy ``H(c|x)`` (1 in Eq. 7; 0 drops the confidence penalty).
+    marginal_entropy_weight
+        Weight ``gamma`` of the entropy of each arm's minibatch aggregate posterior ``H(q(c))``
+        (:func:`cplmixvi.nn.marginal_entropy`), subtracted from the loss: it rewards using every
+        category (0, the default, is Eq. 7).
     coupling_on
         Couple the arms through their relaxed type samples ``c~`` (``"sample"``, Eq. 7) or
         through their posterior probabilities ``q(c|x)`` (``"probs"``).
@@ -81,6 +91,7 @@ class CplMixVAE(BaseModuleClass):
         state_prior: Literal["type", "normal"] = "type",
         coupling_weight: float = 1.0,
         entropy_weight: float = 1.0,
+        marginal_entropy_weight: float = 0.0,
         coupling_on: Literal["sample", "probs"] = "sample",
         coupling_sigma: Literal["posterior", "coupled"] = "posterior",
         augmenter: Augmenter | None = None,
@@ -95,6 +106,7 @@ class CplMixVAE(BaseModuleClass):
         self.coupling_on = coupling_on
         self.coupling_sigma = coupling_sigma
         self.entropy_weight = entropy_weight
+        self.marginal_entropy_weight = marginal_entropy_weight
         self.augmenter = augmenter if augmenter is not None else Identity()
         self.min_prob, self.min_sigma = min_prob, min_sigma
         self.register_buffer("temperature", torch.tensor(1.0))
@@ -228,7 +240,8 @@ class CplMixVAE(BaseModuleClass):
 
         ``sum_a w (rec_a + kl_weight * KL_s,a - H_a) + lambda * sum_{a<b} d_sigma^2(c_a, c_b)``
         with ``w = A - 1`` (``w = 1`` for a single arm, where the objective is the ELBO of one
-        mixture VAE with a uniform type prior).
+        mixture VAE with a uniform type prior), minus ``gamma * sum_a H(q_a(c))`` when
+        ``marginal_entropy_weight`` is ``gamma > 0``.
         """
         inf = inference_outputs
         rec = self.reconstruction_nll(inf["x_aug"], generative_outputs)
@@ -247,11 +260,17 @@ class CplMixVAE(BaseModuleClass):
         per_cell = weight * (rec + kl_weight * kl_state - self.entropy_weight * entropy).sum(0)
         if self.n_arms > 1:
             per_cell = per_cell + self.coupling_weight * coupling.sum(0)
+        loss = per_cell.mean()
+        metrics = self._loss_metrics(rec, kl_state, entropy, coupling, inf["log_probs"])
+        marginal = marginal_entropy(log_probs)
+        metrics["marginal_entropy"] = marginal.mean().detach()
+        if self.marginal_entropy_weight:
+            loss = loss - self.marginal_entropy_weight * marginal.sum()
         return LossOutput(
-            loss=per_cell.mean(),
+            loss=loss,
             reconstruction_loss=rec.mean(0),
             kl_local={"kl_state": kl_state.mean(0)},
-            extra_metrics=self._loss_metrics(rec, kl_state, entropy, coupling, inf["log_probs"]),
+            extra_metrics=metrics,
         )
 
     # ----- pruning ------------------------------------------------------------------------

@@ -1,13 +1,15 @@
-"""Building blocks: arm-batched layers and the coupling distance."""
+"""Building blocks: arm-batched layers, the coupling distance and the marginal type entropy."""
 
 from ._arm_layers import ArmBatchNorm, ArmLinear, ArmMLP
 from ._coupling import perturbed_aitchison_sq
 from ._fast import gaussian_nll
+from ._information import marginal_entropy
 
 __all__ = [
     "ArmBatchNorm",
     "ArmLinear",
     "ArmMLP",
     "gaussian_nll",
+    "marginal_entropy",
     "perturbed_aitchison_sq",
 ]
