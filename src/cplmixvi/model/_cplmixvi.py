@@ -80,6 +80,11 @@ class CplMixVI(TraversalMixin, BaseModelClass):
         rewards using every category (0 in Eq. 7). With ``entropy_weight < 0`` the two maximise
         the mutual information ``I(x; c)`` of information-maximising clustering (IMSAT, IIC):
         the MNIST recipe of the README.
+    coupling_objective
+        ``"aitchison"``: the arms are coupled by the perturbed Aitchison distance (Eq. 7);
+        ``"mi"``: by maximising ``coupling_weight`` times the mutual information between the
+        arms' types over each minibatch (IIC), which rewards confident agreement on balanced
+        types (``coupling_on`` and ``coupling_sigma`` then do not apply).
     augmentation
         How each arm's copy of a training cell is made: ``"auto"`` (binomial thinning then gene
         dropout of counts, gene dropout for continuous data, none for one arm), ``"thinning"``,
@@ -119,12 +124,14 @@ class CplMixVI(TraversalMixin, BaseModelClass):
         augmentation: str | Augmenter | None = "auto",
         entropy_weight: float = 1.0,
         marginal_entropy_weight: float = 0.0,
+        coupling_objective: Literal["aitchison", "mi"] = "aitchison",
     ):
         super().__init__(adata)
         check_choice("gene_likelihood", gene_likelihood, ("nb", "zinb", "normal", "bernoulli"))
         check_choice("state_prior", state_prior, ("type", "normal"))
         check_choice("coupling_on", coupling_on, ("sample", "probs"))
         check_choice("coupling_sigma", coupling_sigma, ("posterior", "coupled"))
+        check_choice("coupling_objective", coupling_objective, ("aitchison", "mi"))
         check_sizes(n_types, n_state, n_arms, self.summary_stats.n_cells)
         if marginal_entropy_weight < 0:
             raise ValueError(
@@ -158,6 +165,7 @@ class CplMixVI(TraversalMixin, BaseModelClass):
             min_prob=coupling_min_prob,
             entropy_weight=entropy_weight,
             marginal_entropy_weight=marginal_entropy_weight,
+            coupling_objective=coupling_objective,
         )
         self._model_summary_string = (
             f"CplMixVI model with {n_arms} arm(s), {n_types} types, {n_state} state dimensions, "

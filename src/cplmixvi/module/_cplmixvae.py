@@ -18,6 +18,7 @@ from cplmixvi.nn import (
     ArmMLP,
     gaussian_nll,
     marginal_entropy,
+    mutual_information_coupling,
     perturbed_aitchison_sq,
 )
 
@@ -71,6 +72,11 @@ class CplMixVAE(BaseModuleClass):
         ``sigma`` of the coupling distance is the minibatch dispersion of the posterior
         ``q(c|x)`` (``"posterior"``, as in the reference code) or of the coupled vectors
         themselves (``"coupled"``, a literal reading of the paper).
+    coupling_objective
+        ``"aitchison"`` (Eq. 7) penalises ``lambda * d_sigma^2`` between the arms; ``"mi"``
+        rewards ``lambda`` times the mutual information between the arms' types over the
+        minibatch instead (:func:`cplmixvi.nn.mutual_information_coupling`, IIC's objective),
+        computed on ``q(c|x)``; ``coupling_on`` and ``coupling_sigma`` then do not apply.
     augmenter
         Produces each arm's copy of a training minibatch; not applied at inference.
     min_prob, min_sigma
@@ -94,6 +100,7 @@ class CplMixVAE(BaseModuleClass):
         marginal_entropy_weight: float = 0.0,
         coupling_on: Literal["sample", "probs"] = "sample",
         coupling_sigma: Literal["posterior", "coupled"] = "posterior",
+        coupling_objective: Literal["aitchison", "mi"] = "aitchison",
         augmenter: Augmenter | None = None,
         min_prob: float = 1e-2,
         min_sigma: float = 1e-2,
@@ -105,6 +112,7 @@ class CplMixVAE(BaseModuleClass):
         self.coupling_weight = coupling_weight
         self.coupling_on = coupling_on
         self.coupling_sigma = coupling_sigma
+        self.coupling_objective = coupling_objective
         self.entropy_weight = entropy_weight
         self.marginal_entropy_weight = marginal_entropy_weight
         self.augmenter = augmenter if augmenter is not None else Identity()
@@ -241,7 +249,8 @@ class CplMixVAE(BaseModuleClass):
         ``sum_a w (rec_a + kl_weight * KL_s,a - H_a) + lambda * sum_{a<b} d_sigma^2(c_a, c_b)``
         with ``w = A - 1`` (``w = 1`` for a single arm, where the objective is the ELBO of one
         mixture VAE with a uniform type prior), minus ``gamma * sum_a H(q_a(c))`` when
-        ``marginal_entropy_weight`` is ``gamma > 0``.
+        ``marginal_entropy_weight`` is ``gamma > 0``. With ``coupling_objective="mi"`` the
+        coupling term is ``-lambda * sum_{a<b} I(c_a; c_b)`` over the minibatch.
         """
         inf = inference_outputs
         rec = self.reconstruction_nll(inf["x_aug"], generative_outputs)
@@ -258,12 +267,17 @@ class CplMixVAE(BaseModuleClass):
         coupling = perturbed_aitchison_sq(coupled, spread, self.min_prob, self.min_sigma)
         weight = max(self.n_arms - 1, 1)
         per_cell = weight * (rec + kl_weight * kl_state - self.entropy_weight * entropy).sum(0)
-        if self.n_arms > 1:
+        mutual_info = mutual_information_coupling(probs)
+        if self.n_arms > 1 and self.coupling_objective == "aitchison":
             per_cell = per_cell + self.coupling_weight * coupling.sum(0)
         loss = per_cell.mean()
+        if self.n_arms > 1 and self.coupling_objective == "mi":
+            loss = loss - self.coupling_weight * mutual_info.sum()
         metrics = self._loss_metrics(rec, kl_state, entropy, coupling, inf["log_probs"])
         marginal = marginal_entropy(log_probs)
         metrics["marginal_entropy"] = marginal.mean().detach()
+        if self.n_arms > 1:
+            metrics["mutual_information"] = mutual_info.mean().detach()
         if self.marginal_entropy_weight:
             loss = loss - self.marginal_entropy_weight * marginal.sum()
         return LossOutput(

@@ -3,7 +3,7 @@
 from ._arm_layers import ArmBatchNorm, ArmLinear, ArmMLP
 from ._coupling import perturbed_aitchison_sq
 from ._fast import gaussian_nll
-from ._information import marginal_entropy
+from ._information import marginal_entropy, mutual_information_coupling
 
 __all__ = [
     "ArmBatchNorm",
@@ -11,5 +11,6 @@ __all__ = [
     "ArmMLP",
     "gaussian_nll",
     "marginal_entropy",
+    "mutual_information_coupling",
     "perturbed_aitchison_sq",
 ]
