@@ -124,8 +124,8 @@ def last_epoch_terms(model) -> dict:
 
 
 def _coupling(row: pd.Series) -> str:
-    if row.coupling_objective == "mi":
-        return f"{row.coupling_weight:g} x MI"
+    if row.coupling_objective in ("mi", "info"):
+        return f"{row.coupling_weight:g} x {row.coupling_objective}"
     return f"{row.coupling_weight:g} x Aitchison ({row.coupling_on})"
 
 
@@ -187,7 +187,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--strength", type=float, default=1.0)
     parser.add_argument("--coupling-weight", type=float, default=1.0)
     parser.add_argument("--coupling-on", default="sample", choices=["sample", "probs"])
-    parser.add_argument("--coupling-objective", default="aitchison", choices=["aitchison", "mi"])
+    parser.add_argument(
+        "--coupling-objective", default="aitchison", choices=["aitchison", "mi", "info"]
+    )
     parser.add_argument("--entropy-weight", type=float, default=1.0)
     parser.add_argument("--marginal-entropy-weight", type=float, default=0.0)
     parser.add_argument("--n-layers", type=int, default=2)

@@ -12,7 +12,7 @@ from scvi import REGISTRY_KEYS
 import cplmixvi
 from cplmixvi.augment import GeneDropout
 from cplmixvi.module import CplMixVAE
-from cplmixvi.nn import marginal_entropy, mutual_information_coupling
+from cplmixvi.nn import information_coupling, marginal_entropy, mutual_information_coupling
 
 
 def test_marginal_entropy_extremes_and_formula():
@@ -144,3 +144,46 @@ def test_mi_coupling_has_gradient_towards_agreement():
     logits = torch.randn(2, 20, 3, generator=torch.Generator().manual_seed(0), requires_grad=True)
     mutual_information_coupling(torch.softmax(logits, -1)).sum().backward()
     assert float(logits.grad.abs().sum()) > 0
+
+
+def _log_one_hot(ids, k, floor=1e-9):
+    probs = torch.eye(k)[torch.as_tensor(ids)].clamp_min(floor)
+    return (probs / probs.sum(-1, keepdim=True)).log()
+
+
+def test_information_coupling_rewards_same_ids_confident_and_balanced():
+    k = 4
+    ids = torch.arange(12) % k
+    agree = _log_one_hot(ids, k)
+    shifted = _log_one_hot((ids + 1) % k, k)
+    collapsed = _log_one_hot(torch.zeros(12, dtype=torch.long), k)
+    uniform = torch.full((12, k), -math.log(k))
+    info = information_coupling(torch.stack([agree, agree, shifted, collapsed, uniform]))
+    assert info.shape == (10,)
+    torch.testing.assert_close(info[0], torch.tensor(math.log(k)), atol=1e-4, rtol=0)
+    assert float(info[1]) < 0  # agree vs shifted: same partition, other ids
+    assert (info[1:] < info[0] - 0.5).all()
+    assert information_coupling(agree[None]).shape == (0,)
+
+
+def test_information_coupling_matches_formula():
+    gen = torch.Generator().manual_seed(0)
+    log_probs = torch.log_softmax(2 * torch.randn(2, 30, 3, generator=gen), -1).double()
+    p, q = log_probs.exp()
+    marg = (p.mean(0) + q.mean(0)) / 2
+    cross = -(p * q.log()).sum(-1).mean() - (q * p.log()).sum(-1).mean()
+    expected = -(marg * marg.log()).sum() - cross / 2
+    torch.testing.assert_close(information_coupling(log_probs)[0], expected)
+
+
+def test_info_objective_replaces_the_aitchison_term_and_has_gradient(pixels):
+    paper = _module(coupling_weight=0.0)
+    info = _module(coupling_objective="info", coupling_weight=3.0)
+    info.load_state_dict(paper.state_dict())
+    out0, out1 = _loss(paper, pixels), _loss(info, pixels)
+    torch.manual_seed(1)
+    paper.train()
+    expected = information_coupling(paper.inference(pixels)["log_probs"]).sum()
+    torch.testing.assert_close(out1.loss, out0.loss - 3.0 * expected)
+    out1.loss.backward()
+    assert float(info.type_head.weight.grad.abs().sum()) > 0

@@ -124,14 +124,14 @@ class CplMixVI(TraversalMixin, BaseModelClass):
         augmentation: str | Augmenter | None = "auto",
         entropy_weight: float = 1.0,
         marginal_entropy_weight: float = 0.0,
-        coupling_objective: Literal["aitchison", "mi"] = "aitchison",
+        coupling_objective: Literal["aitchison", "mi", "info"] = "aitchison",
     ):
         super().__init__(adata)
         check_choice("gene_likelihood", gene_likelihood, ("nb", "zinb", "normal", "bernoulli"))
         check_choice("state_prior", state_prior, ("type", "normal"))
         check_choice("coupling_on", coupling_on, ("sample", "probs"))
         check_choice("coupling_sigma", coupling_sigma, ("posterior", "coupled"))
-        check_choice("coupling_objective", coupling_objective, ("aitchison", "mi"))
+        check_choice("coupling_objective", coupling_objective, ("aitchison", "mi", "info"))
         check_sizes(n_types, n_state, n_arms, self.summary_stats.n_cells)
         if marginal_entropy_weight < 0:
             raise ValueError(

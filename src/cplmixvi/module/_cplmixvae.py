@@ -17,6 +17,7 @@ from cplmixvi.nn import (
     ArmLinear,
     ArmMLP,
     gaussian_nll,
+    information_coupling,
     marginal_entropy,
     mutual_information_coupling,
     perturbed_aitchison_sq,
@@ -100,7 +101,7 @@ class CplMixVAE(BaseModuleClass):
         marginal_entropy_weight: float = 0.0,
         coupling_on: Literal["sample", "probs"] = "sample",
         coupling_sigma: Literal["posterior", "coupled"] = "posterior",
-        coupling_objective: Literal["aitchison", "mi"] = "aitchison",
+        coupling_objective: Literal["aitchison", "mi", "info"] = "aitchison",
         augmenter: Augmenter | None = None,
         min_prob: float = 1e-2,
         min_sigma: float = 1e-2,
@@ -273,6 +274,8 @@ class CplMixVAE(BaseModuleClass):
         loss = per_cell.mean()
         if self.n_arms > 1 and self.coupling_objective == "mi":
             loss = loss - self.coupling_weight * mutual_info.sum()
+        if self.n_arms > 1 and self.coupling_objective == "info":
+            loss = loss - self.coupling_weight * information_coupling(log_probs).sum()
         metrics = self._loss_metrics(rec, kl_state, entropy, coupling, inf["log_probs"])
         marginal = marginal_entropy(log_probs)
         metrics["marginal_entropy"] = marginal.mean().detach()

@@ -3,13 +3,14 @@
 from ._arm_layers import ArmBatchNorm, ArmLinear, ArmMLP
 from ._coupling import perturbed_aitchison_sq
 from ._fast import gaussian_nll
-from ._information import marginal_entropy, mutual_information_coupling
+from ._information import information_coupling, marginal_entropy, mutual_information_coupling
 
 __all__ = [
     "ArmBatchNorm",
     "ArmLinear",
     "ArmMLP",
     "gaussian_nll",
+    "information_coupling",
     "marginal_entropy",
     "mutual_information_coupling",
     "perturbed_aitchison_sq",

@@ -62,3 +62,38 @@ def mutual_information_coupling(probs: torch.Tensor, eps: float = 1e-8) -> torch
     marginal = joint.sum(-1)  # symmetric: row and column marginals are equal
     outer = marginal[:, :, None] * marginal[:, None, :]
     return (joint * (joint.log() - outer.log())).sum(dim=(1, 2))
+
+
+def information_coupling(log_probs: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Information-maximising agreement of every unordered pair of arms (IMSAT-style).
+
+    ``H(q_ab(c)) - (CE(q_a, q_b) + CE(q_b, q_a)) / 2`` where ``q_ab(c)`` is the two arms'
+    aggregate posterior over the minibatch and ``CE(q_a, q_b) = -mean_i sum_k q_a(k|x_i^a)
+    log q_b(k|x_i^b)`` the cross-entropy between the arms' posteriors of each cell. It is largest
+    (``log K``) when both arms put each cell, with certainty, into the same category and use
+    every category equally; unlike the mutual information it depends on the category ids, so
+    the arms keep the same ids (Hu et al. 2017, IMSAT, with the augmented copy's posterior as
+    the consistency target).
+
+    Parameters
+    ----------
+    log_probs
+        ``log q(c|x)`` of shape ``(A, B, K)`` (arms, cells, categories).
+    eps
+        Floor on the probabilities inside the cross-entropy's logarithm.
+
+    Returns
+    -------
+    Tensor of shape ``(A * (A - 1) / 2,)``: the objective for each pair ``a < b`` (in
+    ``torch.triu_indices`` order), in nats. Empty when ``A == 1``.
+    """
+    if log_probs.dim() != 3:
+        raise ValueError(f"log_probs must have shape (arms, cells, types), got {log_probs.shape}.")
+    n_arms = log_probs.shape[0]
+    first, second = torch.triu_indices(n_arms, n_arms, offset=1, device=log_probs.device)
+    probs = log_probs.exp()
+    floored = log_probs.clamp_min(math.log(eps))
+    cross = -(probs[first] * floored[second]).sum(-1) - (probs[second] * floored[first]).sum(-1)
+    pair = torch.stack([log_probs[first], log_probs[second]], dim=1)  # (P, 2, B, K)
+    marginal = marginal_entropy(pair.flatten(1, 2))
+    return marginal - 0.5 * cross.mean(-1)
