@@ -101,12 +101,16 @@ def summarise(rows: list[dict]) -> str:
             "settings": json.dumps(row["kwargs"] | {"stroke": row["stroke"]}),
             "images": row["n_cells"],
             "epochs": row["epochs"],
-            "train s": round(row["train_s"]),
+            "train s": round(row["train_s"]) if row.get("train_s") else "n/a",
         }
         for row in rows
     )
     parts = [
         "Single seed (0), 1 torch thread; `python benchmarks/mnist_screen.py` (see its docstring).",
+        "Rows with a `note` were run by the script's first draft (the same fit and scores, the "
+        "arguments of `stroke`/`n_hidden` spelled differently) and parsed from its log; `paper` "
+        "reproduces `mnist.py --n-cells 10000 --epochs 40` (row `scr_paper` of "
+        "`mnist_explore.csv`) to the last digit.",
         "",
         table.to_markdown(index=False),
     ]
