@@ -9,7 +9,7 @@ and each arm with the Hungarian accuracy, and appends a row (with the digit-by-c
 Usage::
 
     python benchmarks/mnist_screen.py NAME '{"coupling_objective": "info", ...}'
-        [--stroke '{}'] [--n-cells 10000] [--epochs 40]
+        [--stroke '{}'] [--affine '{"strength": 1.5}'] [--n-cells 10000] [--epochs 40]
     python benchmarks/mnist_screen.py --summary-only
 
 The JSON holds :class:`cplmixvi.CplMixVI` arguments (``n_hidden`` defaults to 256 and
@@ -33,7 +33,9 @@ MNIST = HERE.parent.parent / "shared" / "data" / "mnist.npz"
 OUT = HERE / "results"
 
 
-def fit_and_score(name: str, kwargs: dict, stroke: dict | None, n_cells: int, epochs: int) -> dict:
+def fit_and_score(
+    name: str, kwargs: dict, stroke: dict | None, n_cells: int, epochs: int, affine: dict
+) -> dict:
     """Fit one model and return its scores, last-epoch loss terms and confusion table."""
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     import scvi
@@ -49,7 +51,7 @@ def fit_and_score(name: str, kwargs: dict, stroke: dict | None, n_cells: int, ep
     adata = adata[np.sort(rng.choice(adata.n_obs, n_cells, replace=False))].copy()
     scvi.settings.seed = 0
     cplmixvi.CplMixVI.setup_anndata(adata)
-    augmentation = RandomAffine()
+    augmentation = RandomAffine(**affine)
     if stroke is not None:
         augmentation = Compose([augmentation, RandomStrokeWidth(**stroke)])
     settings = {"n_types": 10, "n_state": 10, "n_hidden": 256, **kwargs}
@@ -75,6 +77,7 @@ def fit_and_score(name: str, kwargs: dict, stroke: dict | None, n_cells: int, ep
         "name": name,
         "kwargs": settings,
         "stroke": stroke,
+        "affine": affine,
         "n_cells": n_cells,
         "epochs": epochs,
         "acc": hungarian_accuracy(truth, fused.astype(str)),
@@ -98,7 +101,9 @@ def summarise(rows: list[dict]) -> str:
             "arm agreement (training copies)": row["last_epoch"].get("arm_agreement"),
             "H(c|x)": row["last_epoch"].get("type_entropy"),
             "H(q(c))": row["last_epoch"].get("marginal_entropy"),
-            "settings": json.dumps(row["kwargs"] | {"stroke": row["stroke"]}),
+            "settings": json.dumps(
+                row["kwargs"] | {"stroke": row["stroke"], "affine": row.get("affine", {})}
+            ),
             "images": row["n_cells"],
             "epochs": row["epochs"],
             "train s": round(row["train_s"]) if row.get("train_s") else "n/a",
@@ -126,6 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("name", nargs="?")
     parser.add_argument("kwargs", nargs="?", default="{}")
     parser.add_argument("--stroke", default=None, help="RandomStrokeWidth arguments (JSON)")
+    parser.add_argument("--affine", default="{}", help="RandomAffine arguments (JSON)")
     parser.add_argument("--n-cells", type=int, default=10_000)
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--summary-only", action="store_true")
@@ -135,7 +141,14 @@ def main(argv: list[str] | None = None) -> None:
         if args.name is None:
             parser.error("give a NAME (and settings) or --summary-only")
         stroke = None if args.stroke is None else json.loads(args.stroke)
-        row = fit_and_score(args.name, json.loads(args.kwargs), stroke, args.n_cells, args.epochs)
+        row = fit_and_score(
+            args.name,
+            json.loads(args.kwargs),
+            stroke,
+            args.n_cells,
+            args.epochs,
+            json.loads(args.affine),
+        )
         with log.open("a") as handle:
             handle.write(json.dumps(row) + "\n")
         print({k: row[k] for k in ("name", "acc", "acc_arms", "arm_agreement", "last_epoch")})
