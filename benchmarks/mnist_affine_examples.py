@@ -1,8 +1,8 @@
 """Picture of the image augmentation: 8 MNIST digits (top row) and 3 random copies of each.
 
 Writes ``benchmarks/results/mnist_affine.png`` (``RandomAffine()``) and
-``benchmarks/results/mnist_recipe_augmentation.png`` (the MNIST recipe:
-``RandomAffine(strength=0.5)`` then ``RandomStrokeWidth()``).
+``benchmarks/results/mnist_recipe_augmentation.png`` (the MNIST recipe: ``RandomAffine()``
+then ``RandomStrokeWidth()``).
 
 Usage: ``python benchmarks/mnist_affine_examples.py``
 """
@@ -34,10 +34,10 @@ def main() -> None:
         "RandomAffine(): rotation <= 15 deg, zoom 0.9-1.1, shift <= 10 %",
         "mnist_affine.png",
     )
-    recipe = Compose([RandomAffine(strength=0.5), RandomStrokeWidth()])
+    recipe = Compose([RandomAffine(), RandomStrokeWidth()])
     title = (
-        "RandomAffine(strength=0.5) + RandomStrokeWidth():\nrotation <= 7.5 deg, "
-        "zoom 0.95-1.05, shift <= 5 %, thinner or thicker strokes"
+        "RandomAffine() + RandomStrokeWidth():\nrotation <= 15 deg, "
+        "zoom 0.9-1.1, shift <= 10 %, thinner or thicker strokes"
     )
     draw(adata, x, recipe, title, "mnist_recipe_augmentation.png")
 

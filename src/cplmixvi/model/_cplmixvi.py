@@ -78,13 +78,17 @@ class CplMixVI(TraversalMixin, BaseModelClass):
     marginal_entropy_weight
         Weight of the entropy of each arm's minibatch aggregate posterior ``H(q(c))``, which
         rewards using every category (0 in Eq. 7). With ``entropy_weight < 0`` the two maximise
-        the mutual information ``I(x; c)`` of information-maximising clustering (IMSAT, IIC):
-        the MNIST recipe of the README.
+        the mutual information ``I(x; c)`` of information-maximising clustering (IMSAT).
     coupling_objective
         ``"aitchison"``: the arms are coupled by the perturbed Aitchison distance (Eq. 7);
         ``"mi"``: by maximising ``coupling_weight`` times the mutual information between the
         arms' types over each minibatch (IIC), which rewards confident agreement on balanced
-        types (``coupling_on`` and ``coupling_sigma`` then do not apply).
+        types but lets independent arms permute their ids, so the fused labels suffer
+        (``coupling_on`` and ``coupling_sigma`` then do not apply). ``"info"``: by
+        maximising ``coupling_weight`` times the entropy of the arms' aggregate posterior minus
+        the cross-entropy between the arms' posteriors (:func:`cplmixvi.nn.information_coupling`),
+        which also keeps the arms' category ids the same; the MNIST recipe of the README uses it
+        with ``coupling_weight=50`` and ``entropy_weight=0``.
     augmentation
         How each arm's copy of a training cell is made: ``"auto"`` (binomial thinning then gene
         dropout of counts, gene dropout for continuous data, none for one arm), ``"thinning"``,

@@ -77,7 +77,10 @@ class CplMixVAE(BaseModuleClass):
         ``"aitchison"`` (Eq. 7) penalises ``lambda * d_sigma^2`` between the arms; ``"mi"``
         rewards ``lambda`` times the mutual information between the arms' types over the
         minibatch instead (:func:`cplmixvi.nn.mutual_information_coupling`, IIC's objective),
-        computed on ``q(c|x)``; ``coupling_on`` and ``coupling_sigma`` then do not apply.
+        computed on ``q(c|x)``; ``"info"`` rewards ``lambda`` times the entropy of the arms'
+        aggregate posterior minus their cross-entropy
+        (:func:`cplmixvi.nn.information_coupling`); ``coupling_on`` and ``coupling_sigma`` then
+        do not apply.
     augmenter
         Produces each arm's copy of a training minibatch; not applied at inference.
     min_prob, min_sigma
@@ -251,7 +254,8 @@ class CplMixVAE(BaseModuleClass):
         with ``w = A - 1`` (``w = 1`` for a single arm, where the objective is the ELBO of one
         mixture VAE with a uniform type prior), minus ``gamma * sum_a H(q_a(c))`` when
         ``marginal_entropy_weight`` is ``gamma > 0``. With ``coupling_objective="mi"`` the
-        coupling term is ``-lambda * sum_{a<b} I(c_a; c_b)`` over the minibatch.
+        coupling term is ``-lambda * sum_{a<b} I(c_a; c_b)`` over the minibatch, with ``"info"``
+        ``-lambda * sum_{a<b} (H(q_ab(c)) - CE_ab)``.
         """
         inf = inference_outputs
         rec = self.reconstruction_nll(inf["x_aug"], generative_outputs)
