@@ -185,5 +185,7 @@ def test_info_objective_replaces_the_aitchison_term_and_has_gradient(pixels):
     paper.train()
     expected = information_coupling(paper.inference(pixels)["log_probs"]).sum()
     torch.testing.assert_close(out1.loss, out0.loss - 3.0 * expected)
+    torch.testing.assert_close(out1.extra_metrics["information_coupling"], expected.detach())
+    assert "information_coupling" not in out0.extra_metrics
     out1.loss.backward()
     assert float(info.type_head.weight.grad.abs().sum()) > 0

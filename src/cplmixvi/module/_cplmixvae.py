@@ -62,10 +62,6 @@ class CplMixVAE(BaseModuleClass):
         ``lambda`` of Eq. 7.
     entropy_weight
         Weight of the entropy ``H(c|x)`` (1 in Eq. 7; 0 drops the confidence penalty).
-    marginal_entropy_weight
-        Weight ``gamma`` of the entropy of each arm's minibatch aggregate posterior ``H(q(c))``
-        (:func:`cplmixvi.nn.marginal_entropy`), subtracted from the loss: it rewards using every
-        category (0, the default, is Eq. 7).
     coupling_on
         Couple the arms through their relaxed type samples ``c~`` (``"sample"``, Eq. 7) or
         through their posterior probabilities ``q(c|x)`` (``"probs"``).
@@ -73,6 +69,14 @@ class CplMixVAE(BaseModuleClass):
         ``sigma`` of the coupling distance is the minibatch dispersion of the posterior
         ``q(c|x)`` (``"posterior"``, as in the reference code) or of the coupled vectors
         themselves (``"coupled"``, a literal reading of the paper).
+    augmenter
+        Produces each arm's copy of a training minibatch; not applied at inference.
+    min_prob, min_sigma
+        Bounds of the coupling distance (see :func:`cplmixvi.nn.perturbed_aitchison_sq`).
+    marginal_entropy_weight
+        Weight ``gamma`` of the entropy of each arm's minibatch aggregate posterior ``H(q(c))``
+        (:func:`cplmixvi.nn.marginal_entropy`), subtracted from the loss: it rewards using every
+        category (0, the default, is Eq. 7).
     coupling_objective
         ``"aitchison"`` (Eq. 7) penalises ``lambda * d_sigma^2`` between the arms; ``"mi"``
         rewards ``lambda`` times the mutual information between the arms' types over the
@@ -81,10 +85,6 @@ class CplMixVAE(BaseModuleClass):
         aggregate posterior minus their cross-entropy
         (:func:`cplmixvi.nn.information_coupling`); ``coupling_on`` and ``coupling_sigma`` then
         do not apply.
-    augmenter
-        Produces each arm's copy of a training minibatch; not applied at inference.
-    min_prob, min_sigma
-        Bounds of the coupling distance (see :func:`cplmixvi.nn.perturbed_aitchison_sq`).
     """
 
     def __init__(
@@ -101,13 +101,13 @@ class CplMixVAE(BaseModuleClass):
         state_prior: Literal["type", "normal"] = "type",
         coupling_weight: float = 1.0,
         entropy_weight: float = 1.0,
-        marginal_entropy_weight: float = 0.0,
         coupling_on: Literal["sample", "probs"] = "sample",
         coupling_sigma: Literal["posterior", "coupled"] = "posterior",
-        coupling_objective: Literal["aitchison", "mi", "info"] = "aitchison",
         augmenter: Augmenter | None = None,
         min_prob: float = 1e-2,
         min_sigma: float = 1e-2,
+        marginal_entropy_weight: float = 0.0,
+        coupling_objective: Literal["aitchison", "mi", "info"] = "aitchison",
     ):
         super().__init__()
         self.n_types, self.n_state, self.n_arms = n_types, n_state, n_arms
@@ -279,12 +279,15 @@ class CplMixVAE(BaseModuleClass):
         if self.n_arms > 1 and self.coupling_objective == "mi":
             loss = loss - self.coupling_weight * mutual_info.sum()
         if self.n_arms > 1 and self.coupling_objective == "info":
-            loss = loss - self.coupling_weight * information_coupling(log_probs).sum()
+            information = information_coupling(log_probs)
+            loss = loss - self.coupling_weight * information.sum()
         metrics = self._loss_metrics(rec, kl_state, entropy, coupling, inf["log_probs"])
         marginal = marginal_entropy(log_probs)
         metrics["marginal_entropy"] = marginal.mean().detach()
         if self.n_arms > 1:
             metrics["mutual_information"] = mutual_info.mean().detach()
+        if self.n_arms > 1 and self.coupling_objective == "info":
+            metrics["information_coupling"] = information.mean().detach()
         if self.marginal_entropy_weight:
             loss = loss - self.marginal_entropy_weight * marginal.sum()
         return LossOutput(
