@@ -107,13 +107,15 @@ def summarise(rows: list[dict]) -> str:
             "images": row["n_cells"],
             "epochs": row["epochs"],
             "train s": round(row["train_s"]) if row.get("train_s") else "n/a",
+            "run by": "first draft (log)" if row.get("note") else "this script",
         }
         for row in rows
     )
     parts = [
         "Single seed (0), 1 torch thread; `python benchmarks/mnist_screen.py` (see its docstring).",
-        "Rows with a `note` were run by the script's first draft (the same fit and scores, the "
-        "arguments of `stroke`/`n_hidden` spelled differently) and parsed from its log; `paper` "
+        "Rows run by the script's first draft were (the same fit and scores, the "
+        "arguments of `stroke`/`n_hidden` spelled differently) and parsed from its log (their "
+        "`note` in the jsonl); `paper` "
         "reproduces `mnist.py --n-cells 10000 --epochs 40` (row `scr_paper` of "
         "`mnist_explore.csv`) to the last digit.",
         "",
