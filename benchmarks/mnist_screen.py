@@ -113,8 +113,8 @@ def summarise(rows: list[dict]) -> str:
     )
     parts = [
         "Single seed (0), 1 torch thread; `python benchmarks/mnist_screen.py` (see its docstring).",
-        "Rows run by the script's first draft were (the same fit and scores, the "
-        "arguments of `stroke`/`n_hidden` spelled differently) and parsed from its log (their "
+        "Rows run by the script's first draft (the same fit and scores, the "
+        "arguments of `stroke`/`n_hidden` spelled differently) were parsed from its log (their "
         "`note` in the jsonl); `paper` "
         "reproduces `mnist.py --n-cells 10000 --epochs 40` (row `scr_paper` of "
         "`mnist_explore.csv`) to the last digit.",
