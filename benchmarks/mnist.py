@@ -45,6 +45,34 @@ CONFIGS = {
 }
 
 
+def accuracy_curve_callback(model, images: np.ndarray, truth: np.ndarray, every: int, curve: list):
+    """Lightning callback: every ``every`` epochs, the fused ACC on ``images`` into ``curve``."""
+    import torch
+    from lightning.pytorch.callbacks import Callback
+
+    from cplmixvi.metrics import hungarian_accuracy
+    from cplmixvi.model._results import fuse
+
+    class AccuracyCurve(Callback):
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            epoch = trainer.current_epoch + 1
+            if epoch % every:
+                return
+            module = model.module
+            was_training = module.training
+            module.eval()
+            with torch.inference_mode():
+                log_probs = [
+                    module.inference(x=torch.as_tensor(chunk), deterministic=True)["log_probs"]
+                    for chunk in np.array_split(images, max(1, len(images) // 2048))
+                ]
+            module.train(was_training)
+            labels = fuse(torch.cat(log_probs, 1).numpy()).argmax(-1).astype(str)
+            curve.append(f"{epoch}:{hungarian_accuracy(truth, labels):.4f}")
+
+    return AccuracyCurve()
+
+
 def run_one(config: str, seed: int, settings: dict) -> dict:
     """Fit one model in this (fresh) process and score it on every image."""
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
@@ -83,6 +111,16 @@ def run_one(config: str, seed: int, settings: dict) -> dict:
         marginal_entropy_weight=settings["marginal_entropy_weight"],
         augmentation=augmentation,
     )
+    truth = adata.obs["digit"].astype(str).to_numpy()
+    curve: list[str] = []
+    callbacks = []
+    if settings.get("eval_every", 0) > 0:
+        # a fixed 10 000-image subset keeps the per-epoch check cheap
+        pick = np.random.default_rng(1).choice(adata.n_obs, min(10_000, adata.n_obs), replace=False)
+        images = np.asarray(adata.X[pick], dtype=np.float32)
+        callbacks.append(
+            accuracy_curve_callback(model, images, truth[pick], settings["eval_every"], curve)
+        )
     start = time.perf_counter()
     model.train(
         max_epochs=settings["epochs"],
@@ -93,9 +131,9 @@ def run_one(config: str, seed: int, settings: dict) -> dict:
         accelerator="cpu",
         enable_progress_bar=False,
         enable_model_summary=False,
+        callbacks=callbacks,
     )
     seconds = time.perf_counter() - start
-    truth = adata.obs["digit"].astype(str).to_numpy()
     assignments = model.get_type_assignments(batch_size=2048)
     fused = assignments["type"].astype(str).to_numpy()
     per_arm = model.get_type_probabilities(batch_size=2048, per_arm=True).argmax(-1)
@@ -107,6 +145,7 @@ def run_one(config: str, seed: int, settings: dict) -> dict:
         "acc_arm_mean": float(np.mean(arm_accs)),
         "n_clusters": int(pd.Series(fused).nunique()),
         "arm_agreement": float(assignments["arm_agreement"].mean()),
+        "acc_curve_10k": ";".join(curve),
         **last_epoch_terms(model),
         "n_cells": adata.n_obs,
         "train_s": seconds,
@@ -213,6 +252,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--t-start", type=float, default=1.0)
     parser.add_argument("--t-end", type=float, default=0.5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--eval-every",
+        type=int,
+        default=0,
+        help="log the fused ACC on a fixed 10 000-image subset every N epochs (0: never)",
+    )
     parser.add_argument("--tag", default="default")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--name", default="mnist", help="stem of the csv and md files")
@@ -242,6 +287,7 @@ def main(argv: list[str] | None = None) -> None:
         "t_start": args.t_start,
         "t_end": args.t_end,
         "threads": args.threads,
+        "eval_every": args.eval_every,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     csv = args.out / f"{args.name}.csv"
