@@ -1,6 +1,8 @@
-"""Picture of the affine augmentation: 8 MNIST digits (top row) and 3 random copies of each.
+"""Picture of the image augmentation: 8 MNIST digits (top row) and 3 random copies of each.
 
-Writes ``benchmarks/results/mnist_affine.png``.
+Writes ``benchmarks/results/mnist_affine.png`` (``RandomAffine()``) and
+``benchmarks/results/mnist_recipe_augmentation.png`` (the MNIST recipe: ``RandomAffine()``
+then ``RandomStrokeWidth()``).
 
 Usage: ``python benchmarks/mnist_affine_examples.py``
 """
@@ -16,17 +18,34 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 import cplmixvi  # noqa: E402
-from cplmixvi.augment import RandomAffine  # noqa: E402
+from cplmixvi.augment import Compose, RandomAffine, RandomStrokeWidth  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 MNIST = HERE.parent.parent / "shared" / "data" / "mnist.npz"
 
 
 def main() -> None:
-    torch.manual_seed(0)
     adata = cplmixvi.data.mnist(MNIST)
     x = torch.as_tensor(adata.X[:8])
-    copies = RandomAffine()(x, 3)
+    draw(
+        adata,
+        x,
+        RandomAffine(),
+        "RandomAffine(): rotation <= 15 deg, zoom 0.9-1.1, shift <= 10 %",
+        "mnist_affine.png",
+    )
+    recipe = Compose([RandomAffine(), RandomStrokeWidth()])
+    title = (
+        "RandomAffine() + RandomStrokeWidth():\nrotation <= 15 deg, "
+        "zoom 0.9-1.1, shift <= 10 %, thinner or thicker strokes"
+    )
+    draw(adata, x, recipe, title, "mnist_recipe_augmentation.png")
+
+
+def draw(adata, x: torch.Tensor, augmenter, title: str, name: str) -> None:
+    """Plot ``x`` and 3 copies of each image made by ``augmenter``."""
+    torch.manual_seed(0)
+    copies = augmenter(x, 3)
     fig, axes = plt.subplots(4, 8, figsize=(8, 4.4))
     for col in range(8):
         for row, image in enumerate([x[col], *copies[:, col]]):
@@ -38,9 +57,9 @@ def main() -> None:
     axes[0, 0].set_ylabel("original", fontsize=8)
     for row in range(1, 4):
         axes[row, 0].set_ylabel(f"copy {row}", fontsize=8)
-    fig.suptitle("RandomAffine(): rotation <= 15 deg, zoom 0.9-1.1, shift <= 10 %", fontsize=9)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    out = HERE / "results" / "mnist_affine.png"
+    out = HERE / "results" / name
     fig.savefig(out, dpi=100)
     print(out)
 

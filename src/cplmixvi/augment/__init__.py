@@ -1,7 +1,7 @@
 """Type-preserving augmenters that give each arm its own copy of a cell.
 
 - counts: :class:`BinomialThinning`, :class:`GeneDropout` (and :class:`Identity`);
-- images stored as pixel rows: :class:`RandomAffine`;
+- images stored as pixel rows: :class:`RandomAffine`, :class:`RandomStrokeWidth`;
 - the deep generative augmenter: :class:`GenerativeAugmenter` (an scvi-tools model to fit once),
   used through :class:`LatentNoiseAugmenter`;
 - :class:`Compose` chains any of them; :func:`get_augmenter` resolves a user's argument.
@@ -16,6 +16,7 @@ from ._counts import Augmenter, BinomialThinning, GeneDropout, Identity
 from ._generative import GenerativeAugmenter, LatentNoiseAugmenter
 from ._generative_module import GenerativeAugmenterModule, GenerativeAugmenterPlan
 from ._image import RandomAffine
+from ._morphology import RandomStrokeWidth
 
 __all__ = [
     "Augmenter",
@@ -28,6 +29,7 @@ __all__ = [
     "Identity",
     "LatentNoiseAugmenter",
     "RandomAffine",
+    "RandomStrokeWidth",
     "get_augmenter",
 ]
 
@@ -40,6 +42,7 @@ _NAMED = {
     "thinning": BinomialThinning,
     "dropout": GeneDropout,
     "affine": RandomAffine,
+    "stroke": RandomStrokeWidth,
 }
 
 Spec = str | Augmenter | GenerativeAugmenter | Sequence | None
@@ -53,8 +56,9 @@ def get_augmenter(spec: Spec, gene_likelihood: str, n_arms: int) -> Augmenter:
     spec
         ``"auto"`` (binomial thinning then gene dropout for count likelihoods, the best on MOp in
         ``benchmarks/augmentation.py``; gene dropout otherwise; nothing when there is a single
-        arm), ``"thinning"``, ``"dropout"``, ``"affine"`` (images of
-        28 x 28 pixels; use :class:`RandomAffine` for other shapes), names joined by ``"+"``
+        arm), ``"thinning"``, ``"dropout"``, ``"affine"``, ``"stroke"`` (images of
+        28 x 28 pixels; use :class:`RandomAffine`, :class:`RandomStrokeWidth` for other
+        shapes), names joined by ``"+"``
         (``"thinning+dropout"``), ``None``/``"none"``, an :class:`Augmenter`, a fitted
         :class:`GenerativeAugmenter`, or a list of any of these (applied in order, see
         :class:`Compose`).
@@ -97,6 +101,6 @@ def _resolve(spec: Spec, gene_likelihood: str, n_arms: int) -> Augmenter:
     if isinstance(spec, str) and spec in _NAMED:
         return _NAMED[spec]()
     raise ValueError(
-        f"Unknown augmentation {spec!r}: use 'auto', 'thinning', 'dropout', 'affine', "
+        f"Unknown augmentation {spec!r}: use 'auto', 'thinning', 'dropout', 'affine', 'stroke', "
         "'thinning+dropout', 'none', an Augmenter, a fitted GenerativeAugmenter or a list."
     )

@@ -72,6 +72,23 @@ class CplMixVI(TraversalMixin, BaseModelClass):
         ``"coupled"``: of the coupled vectors themselves (literal reading of the paper).
     coupling_min_prob
         Floor on ``c`` inside the log of the coupling distance, which keeps it finite.
+    entropy_weight
+        Weight of the entropy ``H(c|x)`` of each arm's posterior (1 in Eq. 7, a confidence
+        penalty); 0 drops it, a negative weight rewards confident posteriors.
+    marginal_entropy_weight
+        Weight of the entropy of each arm's minibatch aggregate posterior ``H(q(c))``, which
+        rewards using every category (0 in Eq. 7). With ``entropy_weight < 0`` the two maximise
+        the mutual information ``I(x; c)`` of information-maximising clustering (IMSAT).
+    coupling_objective
+        ``"aitchison"``: the arms are coupled by the perturbed Aitchison distance (Eq. 7);
+        ``"mi"``: by maximising ``coupling_weight`` times the mutual information between the
+        arms' types over each minibatch (IIC), which rewards confident agreement on balanced
+        types but lets independent arms permute their ids, so the fused labels suffer
+        (``coupling_on`` and ``coupling_sigma`` then do not apply). ``"info"``: by
+        maximising ``coupling_weight`` times the entropy of the arms' aggregate posterior minus
+        the cross-entropy between the arms' posteriors (:func:`cplmixvi.nn.information_coupling`),
+        which also keeps the arms' category ids the same; the MNIST recipe of the README uses it
+        with ``coupling_weight=50`` and ``entropy_weight=0``.
     augmentation
         How each arm's copy of a training cell is made: ``"auto"`` (binomial thinning then gene
         dropout of counts, gene dropout for continuous data, none for one arm), ``"thinning"``,
@@ -116,6 +133,9 @@ class CplMixVI(TraversalMixin, BaseModelClass):
         coupling_min_prob: float = 1e-2,
         augmentation: str | Augmenter | None = "auto",
         state_encoder: Literal["shared", "separate"] = "shared",
+        entropy_weight: float = 1.0,
+        marginal_entropy_weight: float = 0.0,
+        coupling_objective: Literal["aitchison", "mi", "info"] = "aitchison",
     ):
         super().__init__(adata)
         check_choice("gene_likelihood", gene_likelihood, ("nb", "zinb", "normal", "bernoulli"))
@@ -123,7 +143,13 @@ class CplMixVI(TraversalMixin, BaseModelClass):
         check_choice("coupling_on", coupling_on, ("sample", "probs"))
         check_choice("coupling_sigma", coupling_sigma, ("posterior", "coupled"))
         check_choice("state_encoder", state_encoder, ("shared", "separate"))
+        check_choice("coupling_objective", coupling_objective, ("aitchison", "mi", "info"))
         check_sizes(n_types, n_state, n_arms, self.summary_stats.n_cells)
+        if marginal_entropy_weight < 0:
+            raise ValueError(
+                f"marginal_entropy_weight must be >= 0 (a negative weight rewards putting every "
+                f"cell into one type), got {marginal_entropy_weight}; use 0 to turn it off."
+            )
         check_input_values(
             self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY),
             gene_likelihood,
@@ -150,6 +176,9 @@ class CplMixVI(TraversalMixin, BaseModelClass):
             augmenter=augmenter,
             min_prob=coupling_min_prob,
             state_encoder=state_encoder,
+            entropy_weight=entropy_weight,
+            marginal_entropy_weight=marginal_entropy_weight,
+            coupling_objective=coupling_objective,
         )
         self._model_summary_string = (
             f"CplMixVI model with {n_arms} arm(s), {n_types} types, {n_state} state dimensions, "

@@ -18,6 +18,9 @@ from cplmixvi.nn import (
     ArmMLP,
     gaussian_nll,
     gumbel_softmax,
+    information_coupling,
+    marginal_entropy,
+    mutual_information_coupling,
     normal_kl,
     perturbed_aitchison_sq,
 )
@@ -76,6 +79,18 @@ class CplMixVAE(BaseModuleClass):
         ``"shared"``: ``q(s|x, c)`` reads the hidden layer of the type encoder; ``"separate"``:
         the state has its own encoder network (same shape), which the coupling's gradients do
         not reach.
+    marginal_entropy_weight
+        Weight ``gamma`` of the entropy of each arm's minibatch aggregate posterior ``H(q(c))``
+        (:func:`cplmixvi.nn.marginal_entropy`), subtracted from the loss: it rewards using every
+        category (0, the default, is Eq. 7).
+    coupling_objective
+        ``"aitchison"`` (Eq. 7) penalises ``lambda * d_sigma^2`` between the arms; ``"mi"``
+        rewards ``lambda`` times the mutual information between the arms' types over the
+        minibatch instead (:func:`cplmixvi.nn.mutual_information_coupling`, IIC's objective),
+        computed on ``q(c|x)``; ``"info"`` rewards ``lambda`` times the entropy of the arms'
+        aggregate posterior minus their cross-entropy
+        (:func:`cplmixvi.nn.information_coupling`); ``coupling_on`` and ``coupling_sigma`` then
+        do not apply.
     """
 
     def __init__(
@@ -98,6 +113,8 @@ class CplMixVAE(BaseModuleClass):
         min_prob: float = 1e-2,
         min_sigma: float = 1e-2,
         state_encoder: Literal["shared", "separate"] = "shared",
+        marginal_entropy_weight: float = 0.0,
+        coupling_objective: Literal["aitchison", "mi", "info"] = "aitchison",
     ):
         super().__init__()
         self.n_types, self.n_state, self.n_arms = n_types, n_state, n_arms
@@ -106,7 +123,9 @@ class CplMixVAE(BaseModuleClass):
         self.coupling_weight = coupling_weight
         self.coupling_on = coupling_on
         self.coupling_sigma = coupling_sigma
+        self.coupling_objective = coupling_objective
         self.entropy_weight = entropy_weight
+        self.marginal_entropy_weight = marginal_entropy_weight
         self.augmenter = augmenter if augmenter is not None else Identity()
         self.min_prob, self.min_sigma = min_prob, min_sigma
         self.state_encoder = state_encoder
@@ -249,7 +268,10 @@ class CplMixVAE(BaseModuleClass):
 
         ``sum_a w (rec_a + kl_weight * KL_s,a - H_a) + lambda * sum_{a<b} d_sigma^2(c_a, c_b)``
         with ``w = A - 1`` (``w = 1`` for a single arm, where the objective is the ELBO of one
-        mixture VAE with a uniform type prior).
+        mixture VAE with a uniform type prior), minus ``gamma * sum_a H(q_a(c))`` when
+        ``marginal_entropy_weight`` is ``gamma > 0``. With ``coupling_objective="mi"`` the
+        coupling term is ``-lambda * sum_{a<b} I(c_a; c_b)`` over the minibatch, with ``"info"``
+        ``-lambda * sum_{a<b} (H(q_ab(c)) - CE_ab)``.
         """
         inf = inference_outputs
         rec = self.reconstruction_nll(inf["x_aug"], generative_outputs)
@@ -263,13 +285,29 @@ class CplMixVAE(BaseModuleClass):
         coupling = perturbed_aitchison_sq(coupled, spread, self.min_prob, self.min_sigma)
         weight = max(self.n_arms - 1, 1)
         per_cell = weight * (rec + kl_weight * kl_state - self.entropy_weight * entropy).sum(0)
-        if self.n_arms > 1:
+        mutual_info = mutual_information_coupling(probs)
+        if self.n_arms > 1 and self.coupling_objective == "aitchison":
             per_cell = per_cell + self.coupling_weight * coupling.sum(0)
+        loss = per_cell.mean()
+        if self.n_arms > 1 and self.coupling_objective == "mi":
+            loss = loss - self.coupling_weight * mutual_info.sum()
+        if self.n_arms > 1 and self.coupling_objective == "info":
+            information = information_coupling(log_probs)
+            loss = loss - self.coupling_weight * information.sum()
+        metrics = self._loss_metrics(rec, kl_state, entropy, coupling, inf["log_probs"])
+        marginal = marginal_entropy(log_probs)
+        metrics["marginal_entropy"] = marginal.mean().detach()
+        if self.n_arms > 1:
+            metrics["mutual_information"] = mutual_info.mean().detach()
+        if self.n_arms > 1 and self.coupling_objective == "info":
+            metrics["information_coupling"] = information.mean().detach()
+        if self.marginal_entropy_weight:
+            loss = loss - self.marginal_entropy_weight * marginal.sum()
         return LossOutput(
-            loss=per_cell.mean(),
+            loss=loss,
             reconstruction_loss=rec.mean(0),
             kl_local={"kl_state": kl_state.mean(0)},
-            extra_metrics=self._loss_metrics(rec, kl_state, entropy, coupling, inf["log_probs"]),
+            extra_metrics=metrics,
         )
 
     # ----- pruning ------------------------------------------------------------------------

@@ -1,8 +1,9 @@
-"""Building blocks: arm-batched layers and the coupling distance."""
+"""Building blocks: arm-batched layers, the coupling distance and the marginal type entropy."""
 
 from ._arm_layers import ArmBatchNorm, ArmLinear, ArmMLP
 from ._coupling import perturbed_aitchison_sq
 from ._fast import gaussian_nll, gumbel_softmax, normal_kl
+from ._information import information_coupling, marginal_entropy, mutual_information_coupling
 
 __all__ = [
     "ArmBatchNorm",
@@ -11,5 +12,8 @@ __all__ = [
     "gaussian_nll",
     "gumbel_softmax",
     "normal_kl",
+    "information_coupling",
+    "marginal_entropy",
+    "mutual_information_coupling",
     "perturbed_aitchison_sq",
 ]
