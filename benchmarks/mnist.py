@@ -217,7 +217,7 @@ def summarise(results: pd.DataFrame) -> str:
                 "ACC mean of arms (%)": pm(group.acc_arm_mean),
                 "arm agreement": _mean(group, "arm_agreement"),
                 "coupling": _coupling(group.iloc[0]) if config.startswith("2arm") else "none",
-                "H(c|x) weight": group.entropy_weight.iloc[0],
+                r"H(c\|x) weight": group.entropy_weight.iloc[0],
                 "H(q(c)) weight": group.marginal_entropy_weight.iloc[0],
                 "seeds": len(group),
                 "images": int(group.n_cells.iloc[0]),
