@@ -1,4 +1,4 @@
-"""Entropy of the minibatch's aggregate type posterior (the anti-collapse term of IMSAT / IIC)."""
+"""Information-maximising type terms: marginal entropy, IIC and IMSAT-style couplings."""
 
 from __future__ import annotations
 
