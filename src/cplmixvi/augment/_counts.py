@@ -110,23 +110,36 @@ class GeneDropout(Augmenter):
 
     def augment(self, x: torch.Tensor) -> torch.Tensor:
         if torch.compiler.is_compiling():
-            return x * keep_mask16(x.shape, self.strength, x.device)
+            return x * hashed_keep_mask(x.shape, self.strength, x.device)
         keep = torch.rand(x.shape, device=x.device) >= self.strength
         return x * keep
 
 
-def keep_mask16(shape: torch.Size, rate: float, device: torch.device) -> torch.Tensor:
-    """Bernoulli ``1 - rate`` keep mask (bool) from 16-bit uniform integers, 4 per 64-bit draw.
+def hashed_keep_mask(shape: torch.Size, rate: float, device: torch.device) -> torch.Tensor:
+    """Bernoulli ``1 - rate`` keep mask (bool) from a counter-based hash, for ``torch.compile``.
 
-    Used under ``torch.compile``, whose own elementwise generator is scalar code on the CPU:
-    one 64-bit draw (the eager generator) gives four masks entries, so a minibatch costs a
-    quarter of the draws of ``torch.rand``. The drop probability is ``rate`` rounded to a
-    multiple of ``2^-16``.
+    One 32-bit key is drawn from torch's generator (so a seed fixes the mask); every entry's
+    24 random bits are the ``lowbias32`` integer hash of its row's hashed index plus its column.
+    Unlike a draw from the CPU generator, which fills memory one value at a time, the hash is
+    vectorised integer arithmetic that the compiler fuses into the consumer of the mask: no
+    random tensor is drawn or stored. The drop probability is ``rate`` rounded to a multiple of
+    ``2^-24``.
     """
-    n = math.prod(shape)
-    words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=device)
-    threshold = round(rate * 65536) - 32768  # P(int16 < threshold) = rate
-    return words.view(torch.int16)[:n].reshape(shape) >= threshold
+    key = torch.randint(-(2**31), 2**31 - 1, (1,), dtype=torch.int32, device=device)
+    rows = torch.arange(math.prod(shape[:-1]), dtype=torch.int32, device=device)
+    cols = torch.arange(shape[-1], dtype=torch.int32, device=device)
+    row_keys = _lowbias32(rows ^ key).reshape(*shape[:-1], 1)
+    bits = (_lowbias32(row_keys + cols) >> 8) & 0xFFFFFF
+    return bits >= round(rate * 2**24)
+
+
+def _lowbias32(h: torch.Tensor) -> torch.Tensor:
+    """C. Wellons' ``lowbias32`` integer hash on int32 tensors (wrapping arithmetic)."""
+    h = h ^ ((h >> 16) & 0xFFFF)
+    h = h * 0x7FEB352D
+    h = h ^ ((h >> 15) & 0x1FFFF)
+    h = h * (0x846CA68B - 2**32)
+    return h ^ ((h >> 16) & 0xFFFF)
 
 
 class Identity(Augmenter):

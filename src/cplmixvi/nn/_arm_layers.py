@@ -68,8 +68,9 @@ class ArmBatchNorm(nn.Module):
 
         The ``(B, A * F)`` view that the native kernel needs becomes index arithmetic with
         scalar gathers in inductor's CPU code (several times slower than eager); reducing
-        over dimension 1 keeps every loop contiguous. Same statistics and running-average
-        updates as :class:`torch.nn.BatchNorm1d`.
+        over dimension 1 keeps every loop contiguous. The statistics come from one Welford
+        pass (:func:`torch.var_mean`) and the normalisation is one multiply-add per entry. Same
+        statistics and running-average updates as :class:`torch.nn.BatchNorm1d`.
         """
         bn, (n_arms, n_cells, n_feat) = self.bn, x.shape
         x = x.float()  # statistics in fp32 also under bf16 autocast (as the native kernel)
@@ -79,16 +80,15 @@ class ArmBatchNorm(nn.Module):
             mean = bn.running_mean.view(n_arms, 1, n_feat)
             var = bn.running_var.view(n_arms, 1, n_feat)
             return (x - mean) * torch.rsqrt(var + bn.eps) * weight + bias
-        mean = x.mean(1, keepdim=True)
-        centred = x - mean
-        var = centred.square().mean(1, keepdim=True)
+        var, mean = torch.var_mean(x, 1, keepdim=True, correction=0)  # one Welford pass
         if bn.running_mean is not None:
             with torch.no_grad():
                 unbiased = var * (n_cells / max(n_cells - 1, 1))
                 bn.running_mean.lerp_(mean.reshape(-1), bn.momentum)
                 bn.running_var.lerp_(unbiased.reshape(-1), bn.momentum)
                 bn.num_batches_tracked.add_(1)
-        return centred * torch.rsqrt(var + bn.eps) * weight + bias
+        scale = torch.rsqrt(var + bn.eps) * weight
+        return x * scale + (bias - mean * scale)
 
 
 class ArmMLP(nn.Module):

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import torch
 
+from cplmixvi.train._allocator import retain_freed_memory
+
 #: inductor settings of the compiled step (see the module docstring)
 INDUCTOR_OPTIONS = {"fallback_random": True}
 
@@ -41,6 +43,8 @@ class FastTrainingMixin:
         self.__dict__["_compile"] = bool(compile)
         self.__dict__["_fused_optimizer"] = bool(fused_optimizer)
         self.__dict__["_compiled_forward"] = None
+        if compile:
+            retain_freed_memory()
 
     def forward(self, *args, **kwargs):
         """The parent's forward pass, compiled while the module trains when ``compile``."""
