@@ -42,13 +42,30 @@ class FastTrainingMixin:
             raise RuntimeError("compile=True needs torch.compile (torch >= 2.0).")
         self.__dict__["_compile"] = bool(compile)
         self.__dict__["_fused_optimizer"] = bool(fused_optimizer)
-        self.__dict__["_compiled_forward"] = None
+        self.__dict__["_compiled_forward"] = self.__dict__["_compiled_terms"] = None
         if compile:
             retain_freed_memory()
 
+    def _training_terms(self, batch, loss_kwargs: dict):
+        """The parent's loss and logged terms of a training minibatch, compiled when ``compile``.
+
+        Compiling this function rather than the whole forward pass lets the graph return only
+        the loss and a few scalars: the inference and generative outputs (each arm's augmented
+        copy, the reconstruction, ...) are then never written out unless the backward pass
+        needs them.
+        """
+        if not (self.__dict__.get("_compile") and self.module.training):
+            return super()._training_terms(batch, loss_kwargs)
+        if self.__dict__.get("_compiled_terms") is None:
+            self.__dict__["_compiled_terms"] = torch.compile(
+                super()._training_terms, options=INDUCTOR_OPTIONS
+            )
+        return self.__dict__["_compiled_terms"](batch, loss_kwargs)
+
     def forward(self, *args, **kwargs):
         """The parent's forward pass, compiled while the module trains when ``compile``."""
-        if not (self.__dict__.get("_compile") and self.module.training):
+        compiling = torch.compiler.is_compiling()
+        if compiling or not (self.__dict__.get("_compile") and self.module.training):
             return super().forward(*args, **kwargs)
         if self.__dict__["_compiled_forward"] is None:
             self.__dict__["_compiled_forward"] = torch.compile(

@@ -34,16 +34,22 @@ class EpochMetricsMixin:
             self.loss_kwargs.update({"kl_weight": kl_weight})
             if self._step_logs_written():  # scvi-tools logs it at every step
                 self.log("kl_weight", kl_weight, on_step=True, on_epoch=False)
-        _, _, loss_output = self.forward(batch, loss_kwargs=self.loss_kwargs)
+        loss, n_obs, terms = self._training_terms(batch, self.loss_kwargs)
+        self._accumulate(terms, n_obs)
+        return loss
+
+    def _training_terms(self, batch, loss_kwargs: dict) -> tuple[torch.Tensor, int, dict]:
+        """The minibatch loss, its number of cells and its batch-size weighted logged terms."""
+        _, _, loss_output = self.forward(batch, loss_kwargs=loss_kwargs)
         n_obs = loss_output.n_obs_minibatch
         terms = {
             "train_loss": loss_output.loss * n_obs,  # Lightning's batch-size weighted mean
             "reconstruction_loss_train": loss_output.reconstruction_loss_sum,
             "kl_local_train": loss_output.kl_local_sum,
             "kl_global_train": loss_output.kl_global_sum,
+            **self._scalar_extras(loss_output, n_obs),
         }
-        self._accumulate({**terms, **self._scalar_extras(loss_output, n_obs)}, n_obs)
-        return loss_output.loss
+        return loss_output.loss, n_obs, {key: torch.as_tensor(v) for key, v in terms.items()}
 
     def compute_and_log_metrics(self, loss_output, metrics, mode: str) -> None:
         """Log the ELBO as the parent does; keep the extra training metrics for the epoch end."""
@@ -69,9 +75,12 @@ class EpochMetricsMixin:
 
     def _accumulate(self, terms: dict, n_obs: int) -> None:
         sums = self.__dict__.setdefault("_epoch_sums", {})
-        for key, value in terms.items():
-            value = torch.as_tensor(value).detach()
-            sums[key] = value if key not in sums else sums[key] + value
+        if sums.keys() == terms.keys():  # one foreach call for every term
+            torch._foreach_add_(list(sums.values()), [v.detach() for v in terms.values()])
+        else:
+            for key, value in terms.items():
+                value = torch.as_tensor(value).detach()
+                sums[key] = value.clone() if key not in sums else sums[key] + value
         self.__dict__["_epoch_n_obs"] = self.__dict__.get("_epoch_n_obs", 0) + n_obs
         self.__dict__["_epoch_n_batches"] = self.__dict__.get("_epoch_n_batches", 0) + 1
 
