@@ -9,10 +9,11 @@ independently through :meth:`Augmenter.augment`, which is what makes them compos
 
 from __future__ import annotations
 
-import math
 from os import PathLike
 
 import torch
+
+from cplmixvi.nn._random import N_BITS, hashed_bits
 
 
 class Augmenter:
@@ -89,8 +90,9 @@ class GeneDropout(Augmenter):
     """Set a random fraction ``strength`` of each copy's entries to zero (any non-negative data).
 
     Zeros stay zero and integers stay integers; ``strength=0`` is the identity. Under
-    ``torch.compile`` the mask comes from 16-bit random integers, four per 64-bit draw (a quarter
-    of the draws; the rate is rounded to a multiple of ``2^-16``).
+    ``torch.compile`` the mask comes from counter-based random bits
+    (:func:`~cplmixvi.nn._random.hashed_bits`), which the compiler fuses into the product; the
+    rate is then rounded to a multiple of ``2^-24``.
 
     Parameters
     ----------
@@ -110,36 +112,9 @@ class GeneDropout(Augmenter):
 
     def augment(self, x: torch.Tensor) -> torch.Tensor:
         if torch.compiler.is_compiling():
-            return x * hashed_keep_mask(x.shape, self.strength, x.device)
+            return x * (hashed_bits(x.shape, x.device) >= round(self.strength * 2**N_BITS))
         keep = torch.rand(x.shape, device=x.device) >= self.strength
         return x * keep
-
-
-def hashed_keep_mask(shape: torch.Size, rate: float, device: torch.device) -> torch.Tensor:
-    """Bernoulli ``1 - rate`` keep mask (bool) from a counter-based hash, for ``torch.compile``.
-
-    One 32-bit key is drawn from torch's generator (so a seed fixes the mask); every entry's
-    24 random bits are the ``lowbias32`` integer hash of its row's hashed index plus its column.
-    Unlike a draw from the CPU generator, which fills memory one value at a time, the hash is
-    vectorised integer arithmetic that the compiler fuses into the consumer of the mask: no
-    random tensor is drawn or stored. The drop probability is ``rate`` rounded to a multiple of
-    ``2^-24``.
-    """
-    key = torch.randint(-(2**31), 2**31 - 1, (1,), dtype=torch.int32, device=device)
-    rows = torch.arange(math.prod(shape[:-1]), dtype=torch.int32, device=device)
-    cols = torch.arange(shape[-1], dtype=torch.int32, device=device)
-    row_keys = _lowbias32(rows ^ key).reshape(*shape[:-1], 1)
-    bits = (_lowbias32(row_keys + cols) >> 8) & 0xFFFFFF
-    return bits >= round(rate * 2**24)
-
-
-def _lowbias32(h: torch.Tensor) -> torch.Tensor:
-    """C. Wellons' ``lowbias32`` integer hash on int32 tensors (wrapping arithmetic)."""
-    h = h ^ ((h >> 16) & 0xFFFF)
-    h = h * 0x7FEB352D
-    h = h ^ ((h >> 15) & 0x1FFFF)
-    h = h * (0x846CA68B - 2**32)
-    return h ^ ((h >> 16) & 0xFFFF)
 
 
 class Identity(Augmenter):

@@ -12,6 +12,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from cplmixvi.nn._random import hashed_uniform
+
 
 def gaussian_nll(x: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
     """``-log N(x | mean, exp(log_std)^2)`` summed over the last (feature) dimension.
@@ -86,12 +88,11 @@ def gumbel_softmax(logits: torch.Tensor, tau: torch.Tensor | float) -> torch.Ten
     """Relaxed one-hot sample ``softmax((logits + g) / tau)``, ``g`` standard Gumbel noise.
 
     Eager: :func:`torch.nn.functional.gumbel_softmax` (``hard=False``), the same numbers.
-    Under ``torch.compile`` the noise is ``-log(-log(u))`` of uniforms: the CPU generator
-    draws uniforms several times faster than the exponentials ``gumbel_softmax`` uses (the
-    same distribution, another stream).
+    Under ``torch.compile`` the noise is ``-log(-log(u))`` of counter-based uniforms
+    (:func:`~cplmixvi.nn._random.hashed_uniform`), which the compiler fuses into the softmax
+    (the same distribution, another stream).
     """
     if not torch.compiler.is_compiling():
         return F.gumbel_softmax(logits, tau=tau, hard=False)
-    uniform = torch.rand_like(logits).clamp_(torch.finfo(logits.dtype).tiny, 1.0)
-    gumbels = -torch.log(-torch.log(uniform))
+    gumbels = -torch.log(-torch.log(hashed_uniform(logits.shape, logits.device)))
     return torch.softmax((logits + gumbels) / tau, dim=-1)
