@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -15,10 +16,13 @@ from torch.distributions import Normal, kl_divergence
 
 from cplmixvi import CplMixVI
 from cplmixvi.augment import GeneDropout
-from cplmixvi.augment._counts import keep_mask16
 from cplmixvi.module import CplMixVAE
-from cplmixvi.nn import ArmBatchNorm, gumbel_softmax, normal_kl
+from cplmixvi.nn import ArmBatchNorm, gaussian_nll, gumbel_softmax, normal_kl
+from cplmixvi.nn._fast import _GaussianNLL
+from cplmixvi.nn._random import hashed_bits, hashed_uniform
 from cplmixvi.train import CplMixTrainingPlan
+from cplmixvi.train._allocator import retain_freed_memory
+from cplmixvi.train._compile import INDUCTOR_OPTIONS
 from cplmixvi.train._epoch_metrics import EpochMetricsMixin
 
 
@@ -48,15 +52,93 @@ def test_arm_major_batch_norm_matches_native(training):
         )
 
 
-def test_keep_mask16_rate_shape_and_seed():
+needs_compiler = pytest.mark.skipif(
+    shutil.which("g++") is None, reason="torch.compile needs a C++ compiler"
+)
+
+
+def test_hashed_bits_are_seeded_uniform_and_independent():
+    shape = torch.Size([2, 300, 1001])
     torch.manual_seed(1)
-    mask = keep_mask16(torch.Size([2, 300, 1001]), 0.1, torch.device("cpu"))
+    bits = hashed_bits(shape, torch.device("cpu"))
     torch.manual_seed(1)
-    again = keep_mask16(torch.Size([2, 300, 1001]), 0.1, torch.device("cpu"))
-    assert mask.shape == (2, 300, 1001) and mask.dtype == torch.bool
-    assert torch.equal(mask, again)
-    assert abs(1 - mask.float().mean().item() - 0.1) < 3e-3  # 600 600 draws: s.d. 4e-4
-    assert keep_mask16(torch.Size([50, 7]), 0.0, torch.device("cpu")).all()
+    again = hashed_bits(shape, torch.device("cpu"))
+    other = hashed_bits(shape, torch.device("cpu"))  # the next key
+    assert bits.shape == shape and bits.dtype == torch.int32
+    assert torch.equal(bits, again) and not torch.equal(bits, other)
+    assert bits.min() >= 0 and bits.max() < 2**24
+    u = hashed_uniform(shape, torch.device("cpu")).double()
+    assert 0 < u.min() and u.max() < 1
+    # 600 600 uniforms: 16 equal bins within 5 s.d. of their expected count
+    counts = torch.bincount((u.flatten() * 16).long(), minlength=16).double()
+    expected = u.numel() / 16
+    assert (counts - expected).abs().max() < 5 * (expected * 15 / 16) ** 0.5
+    # no correlation between neighbouring genes, neighbouring cells, arms or draws (s.d. 1.3e-3)
+    v = (bits.double() / 2**24 - 0.5).flatten(0, 1)
+    w = (other.double() / 2**24 - 0.5).flatten(0, 1)
+    for a, b in [(v[:, 1:], v[:, :-1]), (v[1:], v[:-1]), (v[:300], v[300:]), (v, w)]:
+        assert abs(torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1]) < 6e-3
+
+
+@needs_compiler
+def test_hashed_bits_compiled_equal_eager_and_give_the_dropout_rate():
+    shape = torch.Size([3, 257, 129])  # odd sizes: vectorised loops and their scalar tails
+    torch.manual_seed(4)
+    eager = hashed_bits(shape, torch.device("cpu"))
+    torch.manual_seed(4)
+    compiled = torch.compile(hashed_bits, options=INDUCTOR_OPTIONS)(shape, torch.device("cpu"))
+    assert torch.equal(eager, compiled)  # int32 arithmetic wraps the same way in C++
+
+    def drop(x):
+        return GeneDropout(0.1)(x, 2)
+
+    kept = torch.compile(drop, options=INDUCTOR_OPTIONS)(torch.ones(1000, 301)) > 0
+    assert abs(kept.float().mean().item() - 0.9) < 3e-3  # 602 000 draws: s.d. 4e-4
+    assert not torch.equal(kept[0], kept[1])  # each arm has its own mask
+
+
+def test_gaussian_nll_backward_is_autograd_s():
+    torch.manual_seed(5)
+    x = torch.randn(7, 6, dtype=torch.double, requires_grad=True)  # shared by the arms
+    mean = torch.randn(3, 7, 6, dtype=torch.double, requires_grad=True)
+    log_std = (0.3 * torch.randn(3, 1, 6, dtype=torch.double)).requires_grad_()
+    assert torch.autograd.gradcheck(_GaussianNLL.apply, (x, mean, log_std))
+    np.testing.assert_allclose(
+        _GaussianNLL.apply(x, mean, log_std).detach(), gaussian_nll(x, mean, log_std).detach()
+    )
+
+
+def test_gaussian_nll_keeps_the_residual_in_the_output_precision():
+    torch.manual_seed(6)
+    x = torch.randn(50, 20)
+    mean = torch.randn(2, 50, 20).bfloat16().requires_grad_()
+    log_std = torch.zeros(2, 1, 20, requires_grad=True)
+    _GaussianNLL.apply(x, mean, log_std).sum().backward()
+    fast = mean.grad.clone(), log_std.grad.clone()
+    mean.grad = log_std.grad = None
+    gaussian_nll(x, mean.float(), log_std).sum().backward()
+    assert fast[0].dtype == torch.bfloat16
+    np.testing.assert_allclose(fast[0].float(), mean.grad.float(), rtol=2e-2, atol=2e-2)
+    np.testing.assert_allclose(fast[1], log_std.grad, rtol=2e-2, atol=0.5)
+
+
+@needs_compiler
+def test_compiled_state_prior_matches_eager():
+    torch.manual_seed(7)
+    module = CplMixVAE(10, 5, n_state=3, n_hidden=8, n_layers=1)
+    c = torch.softmax(torch.randn(2, 40, 5), -1)
+    eager = module.state_prior_params(c)
+    compiled = torch.compile(module.state_prior_params)(c)
+    for ours, theirs in zip(compiled, eager, strict=True):
+        np.testing.assert_allclose(ours.detach(), theirs.detach(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_retain_freed_memory_takes_effect_on_glibc():
+    assert retain_freed_memory() is True
+    assert retain_freed_memory() is True  # idempotent
+    big = torch.ones(4_000_000)  # 16 MB: now from the heap, then kept for reuse
+    del big
 
 
 def test_normal_kl_is_torch_distributions_bit_for_bit():
@@ -118,7 +200,7 @@ def _fit(compile: bool, epochs: int = 3) -> CplMixVI:
     return model
 
 
-@pytest.mark.skipif(shutil.which("g++") is None, reason="torch.compile needs a C++ compiler")
+@needs_compiler
 def test_compiled_training_is_reproducible_and_close_to_eager():
     eager, compiled, again = _fit(False), _fit(True), _fit(True)
     state, state_again = compiled.module.state_dict(), again.module.state_dict()
@@ -129,6 +211,7 @@ def test_compiled_training_is_reproducible_and_close_to_eager():
     # another dropout stream and rounding: the same training curve within a few percent
     np.testing.assert_allclose(loss_compiled, loss_eager, rtol=0.03)
     assert loss_compiled[-1] < loss_compiled[0]
+    assert set(compiled.history) == set(eager.history)  # the same logged terms
     # inference stays eager: a distribution over types for every cell
     probs = compiled.get_type_probabilities()
     assert probs.shape == (240, 3)
