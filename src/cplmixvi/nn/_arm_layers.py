@@ -42,7 +42,10 @@ class ArmLinear(nn.Module):
 
     def forward(self, x: torch.Tensor, cat: torch.Tensor | None = None) -> torch.Tensor:
         """Map ``x`` of shape ``(A, B, n_in)`` to ``(A, B, n_out)``; ``cat`` holds ``B`` codes."""
-        out = torch.baddbmm(self.bias, x, self.weight)
+        if torch.compiler.is_compiling():  # the bias add fuses into the consumer's loop
+            out = torch.bmm(x, self.weight) + self.bias
+        else:  # baddbmm first copies the bias into the whole output
+            out = torch.baddbmm(self.bias, x, self.weight)
         if self.cat_weight is not None and cat is not None:
             out = out + self.cat_weight[:, cat.reshape(-1).long()]
         return out

@@ -3,22 +3,31 @@
 On one CPU thread most of an eager training step of the reference configuration is not matrix
 arithmetic but elementwise passes over ``(n_arms, n_cells, n_genes)`` tensors (gene dropout,
 likelihood, batch norm, activations and their gradients) and per-parameter optimizer updates.
-:class:`FastTrainingMixin` compiles the module's training forward pass (and with it, through
-AOTAutograd, the backward pass) with inductor, which fuses those passes into a few loops, and
-uses the single-kernel ``Adam(fused=True)``. Validation and inference stay eager.
+:class:`FastTrainingMixin` compiles the training loss of a minibatch (and with it, through
+AOTAutograd, its backward pass) with inductor, which fuses those passes into a few loops, and
+uses the single-kernel ``Adam(fused=True)``. The compiled function returns only the loss and
+the scalars logged for the epoch, so the per-arm copies and reconstructions are never written
+out unless the backward pass needs them. Validation and inference stay eager.
 
-What changes against eager training with the same seed:
+Compile-only code paths make the fused loops cheaper (eager training is unchanged):
 
-- inductor draws random numbers with torch's own generator (``fallback_random``), so the
-  Gumbel and state noise are those of eager training; gene dropout draws its mask from 16-bit
-  integers under compilation (four per 64-bit draw, see
-  :class:`~cplmixvi.augment.GeneDropout`), a different stream;
-- fused kernels and the fused Adam round differently: the model is close to, not bit-identical
-  with, the eager one. A seed gives the same model on every run of the compiled path.
+- gene-dropout masks and Gumbel noise come from counter-based random bits
+  (:mod:`cplmixvi.nn._random`) that are computed inside the fused loops instead of drawn into
+  memory, from one key per call drawn from torch's generator;
+- the Gaussian likelihood has a hand-written backward pass (:func:`cplmixvi.nn.gaussian_nll`),
+  batch norm takes its statistics in one pass (:class:`cplmixvi.nn.ArmBatchNorm`) and the
+  type-dependent state prior is an elementwise product instead of a batched matrix product;
+- the process keeps freed memory in its heap (:mod:`cplmixvi.train._allocator`), so that the
+  step's megabyte-sized tensors reuse pages instead of being mapped and zeroed again.
 
-The first training step compiles, once for every minibatch size (the cell dimension is
-symbolic): tens of seconds on one CPU thread; inductor caches the generated code on disk for
-later processes.
+What changes against eager training with the same seed: the dropout masks and the Gumbel noise
+are other streams of the same distributions, and fused kernels and the fused Adam round
+differently, so the model is close to, not bit-identical with, the eager one. A seed gives the
+same model on every run of the compiled path.
+
+The first training step compiles, once per minibatch size (the last, smaller minibatch of an
+epoch has its own graph): tens of seconds on one CPU thread; inductor caches the generated code
+on disk for later processes.
 """
 
 from __future__ import annotations
@@ -63,7 +72,11 @@ class FastTrainingMixin:
         return self.__dict__["_compiled_terms"](batch, loss_kwargs)
 
     def forward(self, *args, **kwargs):
-        """The parent's forward pass, compiled while the module trains when ``compile``."""
+        """The parent's forward pass, compiled while the module trains when ``compile``.
+
+        Used by training steps that log every step (the default step compiles
+        :meth:`_training_terms` instead).
+        """
         compiling = torch.compiler.is_compiling()
         if compiling or not (self.__dict__.get("_compile") and self.module.training):
             return super().forward(*args, **kwargs)
@@ -71,9 +84,6 @@ class FastTrainingMixin:
             self.__dict__["_compiled_forward"] = torch.compile(
                 super().forward, options=INDUCTOR_OPTIONS
             )
-        for value in _tensors(args[0] if args else kwargs.get("tensors")):
-            # one graph for every minibatch size (and so the same kernels on every run)
-            torch._dynamo.maybe_mark_dynamic(value, 0)
         return self.__dict__["_compiled_forward"](*args, **kwargs)
 
     def get_optimizer_creator(self):
@@ -84,9 +94,3 @@ class FastTrainingMixin:
         return lambda params: fused_cls(
             params, lr=self.lr, eps=self.eps, weight_decay=self.weight_decay, fused=True
         )
-
-
-def _tensors(batch) -> list[torch.Tensor]:
-    if isinstance(batch, dict):
-        return [value for value in batch.values() if isinstance(value, torch.Tensor)]
-    return []

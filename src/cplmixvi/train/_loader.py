@@ -6,8 +6,9 @@ the minibatch's rows (h5py needs increasing indices) and returns them in that so
 while in memory it returns them in the sampler's random order: the same seed then gave a
 different model from a backed file than from the same data in memory.
 
-:class:`CplMixDataLoader` reads every minibatch's rows in increasing order (what h5py needs,
-and contiguous reads of CSR rows or disk chunks) and hands them back in the sampler's order.
+:class:`CplMixDataLoader` reads the minibatch's rows of a backed file in increasing order (what
+h5py needs, and contiguous reads of disk chunks) and hands them back in the sampler's order;
+rows in memory are read directly in the sampler's order, which gives the same minibatch.
 With scvi-tools' own samplers (``BatchSampler(RandomSampler)``, or its per-replica sampler
 under DDP) the in-memory minibatches, and so the trained models, are exactly those of
 scvi-tools' loader, and a backed file gives the same ones.
@@ -34,8 +35,9 @@ def is_distributed(strategy) -> bool:
 class SortedReadDataset(Dataset):
     """The rows ``indices`` of an :class:`~scvi.data.AnnTorchDataset`, read in sorted order.
 
-    ``dataset[positions]`` reads rows ``indices[positions]`` in increasing row order with one
-    call and returns them in the order of ``positions``.
+    ``dataset[positions]`` reads rows ``indices[positions]`` with one call and returns them in
+    the order of ``positions``; for a backed AnnData (or any dataset not known to be in memory)
+    the call reads them in increasing row order.
 
     Parameters
     ----------
@@ -47,12 +49,18 @@ class SortedReadDataset(Dataset):
 
     def __init__(self, dataset: Dataset, indices: np.ndarray):
         self.dataset, self.indices = dataset, np.asarray(indices)
+        adata = getattr(getattr(dataset, "adata_manager", None), "adata", None)
+        # rows of an in-memory AnnData are read directly in the requested order (the same
+        # minibatch as reading them sorted and reordering, without the copy)
+        self.sorted_reads = getattr(adata, "isbacked", True)
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, positions) -> dict:
         rows = self.indices[np.atleast_1d(np.asarray(positions))]
+        if not self.sorted_reads:
+            return self.dataset[rows]
         order = np.argsort(rows, kind="stable")
         data = self.dataset[rows[order]]
         if np.all(order[:-1] < order[1:]):  # already in increasing order
