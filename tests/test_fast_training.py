@@ -122,17 +122,6 @@ def test_gaussian_nll_keeps_the_residual_in_the_output_precision():
     np.testing.assert_allclose(fast[1], log_std.grad, rtol=2e-2, atol=0.5)
 
 
-@needs_compiler
-def test_compiled_state_prior_matches_eager():
-    torch.manual_seed(7)
-    module = CplMixVAE(10, 5, n_state=3, n_hidden=8, n_layers=1)
-    c = torch.softmax(torch.randn(2, 40, 5), -1)
-    eager = module.state_prior_params(c)
-    compiled = torch.compile(module.state_prior_params)(c)
-    for ours, theirs in zip(compiled, eager, strict=True):
-        np.testing.assert_allclose(ours.detach(), theirs.detach(), rtol=1e-5, atol=1e-6)
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 def test_retain_freed_memory_takes_effect_on_glibc():
     assert retain_freed_memory() is True

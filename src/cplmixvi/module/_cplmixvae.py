@@ -236,11 +236,6 @@ class CplMixVAE(BaseModuleClass):
 
     def state_prior_params(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and standard deviation of ``p(s|c)`` for type vectors ``c`` of shape (A, B, K)."""
-        if torch.compiler.is_compiling():  # (A, B, K) x (A, K, S) with S ~ 2: one fused loop
-            c = c.unsqueeze(-1)
-            mean = (c * self.prior_mean.unsqueeze(1)).sum(-2)
-            logvar = (c * self.prior_logvar.unsqueeze(1)).sum(-2)
-            return mean, torch.exp(0.5 * logvar)
         mean = torch.bmm(c, self.prior_mean)
         std = torch.exp(0.5 * torch.bmm(c, self.prior_logvar))
         return mean, std

@@ -15,8 +15,8 @@ Compile-only code paths make the fused loops cheaper (eager training is unchange
   (:mod:`cplmixvi.nn._random`) that are computed inside the fused loops instead of drawn into
   memory, from one key per call drawn from torch's generator;
 - the Gaussian likelihood has a hand-written backward pass (:func:`cplmixvi.nn.gaussian_nll`),
-  batch norm takes its statistics in one pass (:class:`cplmixvi.nn.ArmBatchNorm`) and the
-  type-dependent state prior is an elementwise product instead of a batched matrix product;
+  batch norm takes its statistics in one pass (:class:`cplmixvi.nn.ArmBatchNorm`) and linear
+  layers add their bias in the consumer's loop (:class:`cplmixvi.nn.ArmLinear`);
 - the process keeps freed memory in its heap (:mod:`cplmixvi.train._allocator`), so that the
   step's megabyte-sized tensors reuse pages instead of being mapped and zeroed again.
 
