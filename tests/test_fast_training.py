@@ -19,7 +19,7 @@ from cplmixvi.augment import GeneDropout
 from cplmixvi.module import CplMixVAE
 from cplmixvi.nn import ArmBatchNorm, gaussian_nll, gumbel_softmax, normal_kl
 from cplmixvi.nn._fast import _GaussianNLL
-from cplmixvi.nn._random import hashed_bits, hashed_uniform
+from cplmixvi.nn._random import bits_to_uniform, hashed_bits, hashed_uniform
 from cplmixvi.train import CplMixTrainingPlan
 from cplmixvi.train._allocator import retain_freed_memory
 from cplmixvi.train._compile import INDUCTOR_OPTIONS
@@ -78,6 +78,13 @@ def test_hashed_bits_are_seeded_uniform_and_independent():
     w = (other.double() / 2**24 - 0.5).flatten(0, 1)
     for a, b in [(v[:, 1:], v[:, :-1]), (v[1:], v[:-1]), (v[:300], v[300:]), (v, w)]:
         assert abs(torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1]) < 6e-3
+
+
+def test_hashed_uniform_stays_inside_zero_one_at_the_extremes():
+    extremes = bits_to_uniform(torch.tensor([0, 1, 2**24 - 2, 2**24 - 1], dtype=torch.int32))
+    assert extremes.dtype == torch.float32
+    assert 0 < extremes.min() and extremes.max() < 1  # float32 (2^24 - 1/2) 2^-24 would be 1
+    assert torch.isfinite(-torch.log(-torch.log(extremes))).all()  # finite Gumbel noise
 
 
 @needs_compiler

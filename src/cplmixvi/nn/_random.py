@@ -33,8 +33,20 @@ def hashed_bits(shape: torch.Size | tuple[int, ...], device: torch.device) -> to
 
 
 def hashed_uniform(shape: torch.Size | tuple[int, ...], device: torch.device) -> torch.Tensor:
-    """Uniform floats in the open interval ``(0, 1)`` (multiples of ``2^-24`` plus ``2^-25``)."""
-    return (hashed_bits(shape, device).float() + 0.5) * 2.0**-N_BITS
+    """Uniform float32 in the open interval ``(0, 1)``: ``(k + 1/2) 2^-23``, ``k < 2^23``.
+
+    See :func:`bits_to_uniform`.
+    """
+    return bits_to_uniform(hashed_bits(shape, device))
+
+
+def bits_to_uniform(bits: torch.Tensor) -> torch.Tensor:
+    """Map integers in ``[0, 2^24)`` to float32 ``(k + 1/2) 2^-23`` with ``k = bits >> 1``.
+
+    Every value is exact in float32, so the largest is ``1 - 2^-24 < 1`` and ``log(-log(u))`` is
+    finite (with 24 bits, ``(k + 1/2) 2^-24`` rounds to exactly 1 for the largest ``k``).
+    """
+    return ((bits >> 1).float() + 0.5) * 2.0 ** (1 - N_BITS)
 
 
 def _lowbias32(h: torch.Tensor) -> torch.Tensor:
