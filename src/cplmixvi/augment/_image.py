@@ -48,21 +48,12 @@ class RandomAffine(Augmenter):
                 f"0 <= scale * strength < 1; got strength={strength}, rotation={rotation}, "
                 f"scale={scale}, translation={translation}."
             )
-        if len(image_shape) not in (2, 3):
-            raise ValueError(f"image_shape must be (H, W) or (C, H, W), got {image_shape}.")
         self.strength = float(strength)
         self.rotation, self.scale, self.translation = rotation, scale, translation
-        self.image_shape = tuple(int(s) for s in image_shape)
+        self.image_shape = check_image_shape(image_shape)
 
     def augment(self, x: torch.Tensor) -> torch.Tensor:
-        shape = self.image_shape if len(self.image_shape) == 3 else (1, *self.image_shape)
-        n_pix = math.prod(shape)
-        if x.shape[-1] != n_pix:
-            raise ValueError(
-                f"RandomAffine with image_shape={self.image_shape} needs {n_pix} features per "
-                f"row, got {x.shape[-1]}; pass the image_shape of your data."
-            )
-        images = x.reshape(-1, *shape)
+        images = as_images(x, self.image_shape, type(self).__name__)
         theta = self._random_theta(images.shape[0], images.device, images.dtype)
         grid = F.affine_grid(theta, list(images.shape), align_corners=False)
         out = F.grid_sample(
@@ -83,3 +74,21 @@ class RandomAffine(Augmenter):
         row0 = torch.stack([cos, -sin, shift[:, 0]], dim=-1)
         row1 = torch.stack([sin, cos, shift[:, 1]], dim=-1)
         return torch.stack([row0, row1], dim=1)
+
+
+def check_image_shape(image_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """``image_shape`` as a tuple of ints, if it is ``(H, W)`` or ``(C, H, W)``."""
+    if len(image_shape) not in (2, 3):
+        raise ValueError(f"image_shape must be (H, W) or (C, H, W), got {image_shape}.")
+    return tuple(int(s) for s in image_shape)
+
+
+def as_images(x: torch.Tensor, image_shape: tuple[int, ...], name: str) -> torch.Tensor:
+    """Rows of flat pixels ``(..., C * H * W)`` as a batch of images ``(N, C, H, W)``."""
+    shape = image_shape if len(image_shape) == 3 else (1, *image_shape)
+    if x.shape[-1] != math.prod(shape):
+        raise ValueError(
+            f"{name} with image_shape={image_shape} needs {math.prod(shape)} features per "
+            f"row, got {x.shape[-1]}; pass the image_shape of your data."
+        )
+    return x.reshape(-1, *shape)

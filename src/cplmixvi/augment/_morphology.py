@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
 from ._counts import Augmenter
+from ._image import as_images, check_image_shape
 
 
 class RandomStrokeWidth(Augmenter):
@@ -45,21 +44,12 @@ class RandomStrokeWidth(Augmenter):
                 "RandomStrokeWidth needs strength >= 0 and thicken, thin in [0, 1]; got "
                 f"strength={strength}, thicken={thicken}, thin={thin}."
             )
-        if len(image_shape) not in (2, 3):
-            raise ValueError(f"image_shape must be (H, W) or (C, H, W), got {image_shape}.")
         self.strength = float(strength)
         self.thicken, self.thin = float(thicken), float(thin)
-        self.image_shape = tuple(int(s) for s in image_shape)
+        self.image_shape = check_image_shape(image_shape)
 
     def augment(self, x: torch.Tensor) -> torch.Tensor:
-        shape = self.image_shape if len(self.image_shape) == 3 else (1, *self.image_shape)
-        if x.shape[-1] != math.prod(shape):
-            raise ValueError(
-                f"RandomStrokeWidth with image_shape={self.image_shape} needs "
-                f"{math.prod(shape)} features per row, got {x.shape[-1]}; pass the image_shape "
-                "of your data."
-            )
-        images = x.reshape(-1, *shape)
+        images = as_images(x, self.image_shape, type(self).__name__)
         dilated = F.max_pool2d(images, 3, stride=1, padding=1)
         eroded = -F.max_pool2d(-images, 3, stride=1, padding=1)
         low, high = -self.thin * self.strength, self.thicken * self.strength
