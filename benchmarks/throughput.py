@@ -20,10 +20,18 @@ after=src``); they alternate within one run, so their ratio is robust to a share
 ``--profile`` additionally profiles one epoch of the reference configuration per
 implementation with ``torch.profiler`` and writes the time breakdown.
 
+``--wait-policy`` sets OpenMP's ``OMP_WAIT_POLICY`` of the training processes (``PASSIVE`` by
+default; ``default`` leaves it unset); several values alternate within the run like sources.
+With more than one thread it matters: between parallel regions ``PASSIVE`` threads sleep and
+must be woken, ``ACTIVE`` threads spin (fast when the process has the cores to itself, very
+slow when another busy process shares them).
+
 Usage::
 
     OMP_NUM_THREADS=1 python benchmarks/throughput.py --threads 1 \
         --src before=/work/main/src after=src [--profile]
+    python benchmarks/throughput.py --threads 2 --wait-policy PASSIVE ACTIVE \
+        --configs "reference A=2" "reference A=2 compiled bf16-mixed"
 """
 
 from __future__ import annotations
@@ -202,8 +210,10 @@ def breakdown(prof, wall_s: float) -> dict:
     return totals
 
 
-def run_in_fresh_process(src: str, config: str, args) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(Path(src).resolve()), "OMP_WAIT_POLICY": "PASSIVE"}
+def run_in_fresh_process(src: str, config: str, args, wait_policy: str = "PASSIVE") -> dict:
+    env = {**os.environ, "PYTHONPATH": str(Path(src).resolve()), "OMP_WAIT_POLICY": wait_policy}
+    if wait_policy == "default":  # libgomp's own: spin a while, then sleep
+        env.pop("OMP_WAIT_POLICY")
     env["OMP_NUM_THREADS"] = str(args.threads)
     # a cold inductor cache: the first epoch shows the full compile time
     env["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor_")
@@ -223,6 +233,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--wait-policy", nargs="+", default=["PASSIVE"], choices=["PASSIVE", "ACTIVE", "default"]
+    )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args(argv)
@@ -232,13 +245,19 @@ def main(argv: list[str] | None = None) -> None:
     import pandas as pd
 
     sources = dict(item.split("=", 1) for item in args.src)
+    several = len(args.wait_policy) > 1
+    runs = {
+        f"{name} {policy}" if several else name: (src, policy)
+        for name, src in sources.items()
+        for policy in args.wait_policy
+    }
     rows, profiles = [], {}
     for config in args.configs:
-        for name, src in sources.items():
+        for name, (src, policy) in runs.items():
             want_profile = args.profile and config in PROFILED
             args_c = argparse.Namespace(**{**vars(args), "profile": want_profile})
             try:
-                result = run_in_fresh_process(src, config, args_c)
+                result = run_in_fresh_process(src, config, args_c, policy)
             except RuntimeError as error:  # e.g. an option the older source does not have
                 print(f"skipped: {str(error)[-300:]}", flush=True)
                 continue
@@ -247,19 +266,21 @@ def main(argv: list[str] | None = None) -> None:
             result["epoch_s"] = " ".join(f"{t:.2f}" for t in result["epoch_s"])
             rows.append({"implementation": name, **result})
             print(rows[-1], flush=True)
-    write_results(pd.DataFrame(rows), profiles, args)
+    write_results(pd.DataFrame(rows), profiles, args, list(runs))
 
 
-def write_results(table, profiles: dict, args) -> None:
+def write_results(table, profiles: dict, args, names: list[str]) -> None:
     """CSV of every run and a markdown summary with ratios and the profile breakdown."""
     import pandas as pd
 
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"throughput_{args.threads}thread"
+    if args.wait_policy != ["PASSIVE"]:
+        stem += "_" + "_".join(policy.lower() for policy in args.wait_policy)
     table.to_csv(args.out / f"{stem}.csv", index=False)
     wide = table.pivot(index="config", columns="implementation", values="cells_per_s")
     wide = wide.reindex([c for c in CONFIGS if c in wide.index])
-    names = list(dict(item.split("=", 1) for item in args.src))
+    names = [name for name in names if name in wide.columns]
     lines = [
         f"# Training throughput on MOp, {args.threads} torch thread(s)",
         "",
@@ -268,7 +289,9 @@ def write_results(table, profiles: dict, args) -> None:
         "memory of the training process. Reference figure of the public implementation: "
         f"{REFERENCE_CELLS_PER_S} cells/s (1 thread, fp32). `compiled` is "
         "`train(compile=True)` (torch.compile of the training step + fused Adam), "
-        '`bf16-mixed` is Lightning\'s `precision="bf16-mixed"` (bfloat16 autocast).',
+        '`bf16-mixed` is Lightning\'s `precision="bf16-mixed"` (bfloat16 autocast). '
+        f"Thread settings: OMP_NUM_THREADS={args.threads}, torch.set_num_threads({args.threads}), "
+        f"OMP_WAIT_POLICY {' / '.join(args.wait_policy)} (`default`: unset).",
         "",
     ]
     last = names[-1]

@@ -15,7 +15,7 @@ from conftest import make_counts_adata
 from torch.distributions import Normal, kl_divergence
 
 from cplmixvi import CplMixVI
-from cplmixvi.augment import GeneDropout
+from cplmixvi.augment import BinomialThinning, GeneDropout
 from cplmixvi.module import CplMixVAE
 from cplmixvi.nn import ArmBatchNorm, gaussian_nll, gumbel_softmax, normal_kl
 from cplmixvi.nn._fast import _GaussianNLL
@@ -102,6 +102,26 @@ def test_hashed_bits_compiled_equal_eager_and_give_the_dropout_rate():
     kept = torch.compile(drop, options=INDUCTOR_OPTIONS)(torch.ones(1000, 301)) > 0
     assert abs(kept.float().mean().item() - 0.9) < 3e-3  # 602 000 draws: s.d. 4e-4
     assert not torch.equal(kept[0], kept[1])  # each arm has its own mask
+
+
+@needs_compiler
+def test_binomial_thinning_compiles_into_one_graph():
+    torch.manual_seed(0)
+    counts = torch.poisson(torch.full((400, 50), 20.0))
+
+    def thin(x):
+        return BinomialThinning(0.5)(x, 2)
+
+    # fullgraph: a graph break would raise (aten.binomial has no fake-tensor kernel for
+    # symbolic sizes, which the compiled step gets when the last minibatch is smaller)
+    compiled = torch.compile(thin, fullgraph=True, dynamic=True, options=INDUCTOR_OPTIONS)
+    copies = compiled(counts)
+    assert copies.shape == (2, 400, 50)
+    assert torch.equal(copies, copies.round()) and (copies >= 0).all()
+    assert (copies <= counts).all()  # thinning never adds UMIs
+    kept = (copies.sum() / (2 * counts.sum())).item()
+    assert abs(kept - 0.75) < 0.02  # p ~ U(0.5, 1) per copy and cell: s.d. of the mean 0.005
+    assert not torch.equal(copies[0], copies[1])
 
 
 def test_gaussian_nll_backward_is_autograd_s():

@@ -63,6 +63,22 @@ def _check_strength(name: str, value: float, upper: float = 1.0) -> float:
     return float(value)
 
 
+@torch.library.custom_op("cplmixvi::binomial", mutates_args=())
+def _compiled_binomial(count: torch.Tensor, prob: torch.Tensor) -> torch.Tensor:
+    """``torch.binomial`` as an opaque operator, so that ``torch.compile`` keeps one graph.
+
+    ``aten.binomial`` has no fake-tensor kernel for symbolic sizes, which the compiled training
+    step gets once the minibatch size has changed (the last minibatch of an epoch). Without this
+    wrapper the step then breaks into many graphs at the thinning, each compiled again.
+    """
+    return torch.binomial(count, prob)
+
+
+@_compiled_binomial.register_fake
+def _(count: torch.Tensor, prob: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(count)
+
+
 class BinomialThinning(Augmenter):
     """Downsample UMIs: each count is kept with probability ``p`` drawn per copy and cell.
 
@@ -83,7 +99,8 @@ class BinomialThinning(Augmenter):
 
     def augment(self, x: torch.Tensor) -> torch.Tensor:
         keep = 1.0 - self.strength * torch.rand(*x.shape[:-1], 1, device=x.device, dtype=x.dtype)
-        return torch.binomial(x.contiguous(), keep.expand_as(x).contiguous())
+        binomial = _compiled_binomial if torch.compiler.is_compiling() else torch.binomial
+        return binomial(x.contiguous(), keep.expand_as(x).contiguous())
 
 
 class GeneDropout(Augmenter):
