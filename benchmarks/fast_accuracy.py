@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -60,15 +58,12 @@ def run_child(config: str, seed: int, epochs: int) -> dict:
 
 
 def run_in_fresh_process(config: str, seed: int, epochs: int) -> dict:
+    sys.path.insert(0, str(HERE))
+    from throughput import run_child_process
+
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"}
-    env["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor_")
-    env["TORCHINDUCTOR_COMPILE_THREADS"] = "1"
-    cmd = [sys.executable, __file__, "--child", config, "--seed", str(seed)]
-    cmd += ["--epochs", str(epochs)]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"{config}, seed {seed} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    cmd = [__file__, "--child", config, "--seed", str(seed), "--epochs", str(epochs)]
+    return run_child_process(cmd, env, f"{config}, seed {seed}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -215,14 +215,23 @@ def run_in_fresh_process(src: str, config: str, args, wait_policy: str = "PASSIV
     if wait_policy == "default":  # libgomp's own: spin a while, then sleep
         env.pop("OMP_WAIT_POLICY")
     env["OMP_NUM_THREADS"] = str(args.threads)
-    # a cold inductor cache: the first epoch shows the full compile time
-    env["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor_")
-    env["TORCHINDUCTOR_COMPILE_THREADS"] = "1"
-    cmd = [sys.executable, __file__, "--child", config, "--epochs", str(args.epochs)]
+    cmd = [__file__, "--child", config, "--epochs", str(args.epochs)]
     cmd += ["--threads", str(args.threads)] + (["--profile"] if args.profile else [])
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    return run_child_process(cmd, env, f"{config} with {src}")
+
+
+def run_child_process(cmd: list[str], env: dict, label: str) -> dict:
+    """Run ``python *cmd`` with a cold inductor cache; return the last line of its output as JSON.
+
+    A fresh cache makes the first epoch show the full compile time (one compile thread).
+    """
+    env = {**env, "TORCHINDUCTOR_CACHE_DIR": tempfile.mkdtemp(prefix="inductor_")}
+    env["TORCHINDUCTOR_COMPILE_THREADS"] = "1"
+    done = subprocess.run(
+        [sys.executable, *cmd], env=env, capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
-        raise RuntimeError(f"{config} with {src} failed:\n{done.stderr[-3000:]}")
+        raise RuntimeError(f"{label} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
