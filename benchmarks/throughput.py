@@ -20,6 +20,10 @@ after=src``); they alternate within one run, so their ratio is robust to a share
 ``--profile`` additionally profiles one epoch of the reference configuration per
 implementation with ``torch.profiler`` and writes the time breakdown.
 
+``--repeats N`` runs the whole sweep N times one after the other and reports each
+configuration's median over the repeats with its range: one run then covers a longer stretch of
+the shared machine's changing load.
+
 ``--wait-policy`` sets OpenMP's ``OMP_WAIT_POLICY`` of the training processes (``PASSIVE`` by
 default; ``default`` leaves it unset); several values alternate within the run like sources.
 With more than one thread it matters: between parallel regions ``PASSIVE`` threads sleep and
@@ -242,6 +246,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--repeats", type=int, default=1, help="sweeps, one after the other")
     parser.add_argument(
         "--wait-policy", nargs="+", default=["PASSIVE"], choices=["PASSIVE", "ACTIVE", "default"]
     )
@@ -261,9 +266,10 @@ def main(argv: list[str] | None = None) -> None:
         for policy in args.wait_policy
     }
     rows, profiles = [], {}
-    for config in args.configs:
+    sweeps = [(repeat, config) for repeat in range(args.repeats) for config in args.configs]
+    for repeat, config in sweeps:
         for name, (src, policy) in runs.items():
-            want_profile = args.profile and config in PROFILED
+            want_profile = args.profile and config in PROFILED and repeat == 0
             args_c = argparse.Namespace(**{**vars(args), "profile": want_profile})
             try:
                 result = run_in_fresh_process(src, config, args_c, policy)
@@ -273,9 +279,14 @@ def main(argv: list[str] | None = None) -> None:
             if "profile" in result:
                 profiles[f"{name}: {config}"] = result.pop("profile")
             result["epoch_s"] = " ".join(f"{t:.2f}" for t in result["epoch_s"])
-            rows.append({"implementation": name, **result})
+            rows.append({"implementation": name, "repeat": repeat, **result})
             print(rows[-1], flush=True)
     write_results(pd.DataFrame(rows), profiles, args, list(runs))
+
+
+def per_config(table, column: str, how: str):
+    """``column`` per configuration (rows) and implementation (columns), aggregated by ``how``."""
+    return table.pivot_table(index="config", columns="implementation", values=column, aggfunc=how)
 
 
 def write_results(table, profiles: dict, args, names: list[str]) -> None:
@@ -286,14 +297,18 @@ def write_results(table, profiles: dict, args, names: list[str]) -> None:
     stem = f"throughput_{args.threads}thread"
     if args.wait_policy != ["PASSIVE"]:
         stem += "_" + "_".join(policy.lower() for policy in args.wait_policy)
+    if args.repeats > 1:
+        stem += f"_{args.repeats}repeats"
     table.to_csv(args.out / f"{stem}.csv", index=False)
-    wide = table.pivot(index="config", columns="implementation", values="cells_per_s")
+    wide = per_config(table, "cells_per_s", "median")
     wide = wide.reindex([c for c in CONFIGS if c in wide.index])
     names = [name for name in names if name in wide.columns]
     lines = [
         f"# Training throughput on MOp, {args.threads} torch thread(s)",
         "",
-        f"Cells per second per training epoch (median over epochs 2-{args.epochs}); the first "
+        f"Cells per second per training epoch (median over epochs 2-{args.epochs}"
+        + (f", then median over {args.repeats} repeats of the sweep" if args.repeats > 1 else "")
+        + "); the first "
         "epoch (excluded) includes compilation with a cold inductor cache; peak resident "
         "memory of the training process. Reference figure of the public implementation: "
         f"{REFERENCE_CELLS_PER_S} cells/s (1 thread, fp32). `compiled` is "
@@ -312,9 +327,15 @@ def write_results(table, profiles: dict, args, names: list[str]) -> None:
         ratio = (wide[last] / eager).round(2)
         summary["x eager fp32 reference A=2"] = ratio.where(wide.index.str.startswith("reference"))
     summary["x reference figure"] = (wide[last] / REFERENCE_CELLS_PER_S).round(2)
-    first = table.pivot(index="config", columns="implementation", values="first_epoch_s")
+    if args.repeats > 1:
+        low, high = (per_config(table, "cells_per_s", how)[last] for how in ("min", "max"))
+        low, high = low.reindex(wide.index), high.reindex(wide.index)
+        summary[f"range over repeats ({last})"] = [
+            f"{lo:.0f}-{hi:.0f}" for lo, hi in zip(low, high, strict=True)
+        ]
+    first = per_config(table, "first_epoch_s", "median")
     summary[f"first epoch s ({last})"] = first[last].reindex(wide.index).round(1)
-    memory = table.pivot(index="config", columns="implementation", values="peak_rss_mb")
+    memory = per_config(table, "peak_rss_mb", "max")
     summary[f"peak MB ({last})"] = memory[last].reindex(wide.index).round(0)
     lines += [summary.reset_index().to_markdown(index=False), ""]
     if profiles:
