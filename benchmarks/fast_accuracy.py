@@ -22,6 +22,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from throughput import CONFIGS, load_mop, run_child_process  # noqa: E402
+
 VARIANTS = ("reference A=2", "reference A=2 compiled bf16-mixed")
 
 
@@ -29,9 +33,6 @@ def run_child(config: str, seed: int, epochs: int) -> dict:
     """Train one variant in this process; return its scores and training time."""
     import scvi
     import torch
-
-    sys.path.insert(0, str(HERE))
-    from throughput import CONFIGS, load_mop
 
     from cplmixvi import CplMixVI
     from cplmixvi.metrics import clustering_scores
@@ -58,9 +59,6 @@ def run_child(config: str, seed: int, epochs: int) -> dict:
 
 
 def run_in_fresh_process(config: str, seed: int, epochs: int) -> dict:
-    sys.path.insert(0, str(HERE))
-    from throughput import run_child_process
-
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"}
     cmd = [__file__, "--child", config, "--seed", str(seed), "--epochs", str(epochs)]
     return run_child_process(cmd, env, f"{config}, seed {seed}")
