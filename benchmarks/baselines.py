@@ -106,6 +106,31 @@ def leiden_at_k(
     return adata.obs[key_added].astype(int).to_numpy()
 
 
+def pca_embedding(adata_counts: ad.AnnData, seed: int = 0) -> ad.AnnData:
+    """Log-normalised, scaled copy of the counts with its principal components in ``X_pca``."""
+    adata = _counts_copy(adata_counts)
+    sc.pp.normalize_total(adata, target_sum=1e4)
+    sc.pp.log1p(adata)
+    if adata.n_vars > MAX_HVG:
+        sc.pp.highly_variable_genes(adata, n_top_genes=MAX_HVG, subset=True)
+    sc.pp.scale(adata, max_value=10)
+    n_comps = min(50, adata.n_vars - 1, adata.n_obs - 1)
+    sc.pp.pca(adata, n_comps=n_comps, random_state=seed)
+    return adata
+
+
+def kmeans_labels(embedding: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    """k-means (10 initialisations) with ``k`` clusters on an embedding."""
+    from sklearn.cluster import KMeans
+
+    return KMeans(k, n_init=10, random_state=seed).fit_predict(embedding)
+
+
+def pca_kmeans(adata_counts: ad.AnnData, k: int, seed: int = 0) -> np.ndarray:
+    """The scanpy preprocessing of :func:`pca_leiden`, then k-means on the 50 PCs."""
+    return kmeans_labels(pca_embedding(adata_counts, seed).obsm["X_pca"], k, seed)
+
+
 def pca_leiden(adata_counts: ad.AnnData, k: int, seed: int = 0) -> np.ndarray:
     """Standard scanpy pipeline: log-normalise, PCA, kNN graph, Leiden at ``k``.
 
@@ -129,14 +154,7 @@ def pca_leiden(adata_counts: ad.AnnData, k: int, seed: int = 0) -> np.ndarray:
     numpy.ndarray
         Integer cluster labels, shape ``(n_obs,)``.
     """
-    adata = _counts_copy(adata_counts)
-    sc.pp.normalize_total(adata, target_sum=1e4)
-    sc.pp.log1p(adata)
-    if adata.n_vars > MAX_HVG:
-        sc.pp.highly_variable_genes(adata, n_top_genes=MAX_HVG, subset=True)
-    sc.pp.scale(adata, max_value=10)
-    n_comps = min(50, adata.n_vars - 1, adata.n_obs - 1)
-    sc.pp.pca(adata, n_comps=n_comps, random_state=seed)
+    adata = pca_embedding(adata_counts, seed)
     _neighbors(adata, "X_pca", seed)
     return leiden_at_k(adata, k, seed)
 
@@ -148,6 +166,29 @@ def default_scvi_epochs(n_obs: int) -> int:
     per 10^4 cells on two cores).
     """
     return int(min(200, round(20000 / n_obs * 400)))
+
+
+def scvi_latent(
+    adata_counts: ad.AnnData, seed: int = 0, max_epochs: int | None = None, n_latent: int = 10
+) -> np.ndarray:
+    """scVI's latent means (``n_latent`` dimensions) after ``max_epochs`` of training."""
+    import scvi
+
+    scvi.settings.seed = seed
+    adata = _counts_copy(adata_counts)
+    scvi.model.SCVI.setup_anndata(adata)
+    model = scvi.model.SCVI(adata, n_latent=n_latent)
+    if max_epochs is None:
+        max_epochs = default_scvi_epochs(adata.n_obs)
+    model.train(max_epochs=max_epochs, enable_progress_bar=False)
+    return model.get_latent_representation()
+
+
+def leiden_on(embedding: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    """Leiden at ``k`` clusters on the 15-nearest-neighbour graph of an embedding."""
+    adata = ad.AnnData(obsm={"X_rep": embedding}, obs=None, shape=(len(embedding), 0))
+    _neighbors(adata, "X_rep", seed)
+    return leiden_at_k(adata, k, seed)
 
 
 def scvi_leiden(
@@ -177,15 +218,4 @@ def scvi_leiden(
     numpy.ndarray
         Integer cluster labels, shape ``(n_obs,)``.
     """
-    import scvi
-
-    scvi.settings.seed = seed
-    adata = _counts_copy(adata_counts)
-    scvi.model.SCVI.setup_anndata(adata)
-    model = scvi.model.SCVI(adata, n_latent=n_latent)
-    if max_epochs is None:
-        max_epochs = default_scvi_epochs(adata.n_obs)
-    model.train(max_epochs=max_epochs, enable_progress_bar=False)
-    adata.obsm["X_scVI"] = model.get_latent_representation()
-    _neighbors(adata, "X_scVI", seed)
-    return leiden_at_k(adata, k, seed)
+    return leiden_on(scvi_latent(adata_counts, seed, max_epochs, n_latent), k, seed)

@@ -20,6 +20,7 @@ from cplmixvi.augment import Augmenter, get_augmenter
 from cplmixvi.model._pruning import prune_types
 from cplmixvi.model._results import assignments, fuse
 from cplmixvi.model._traversal import TraversalMixin
+from cplmixvi.model._type_init import init_types_by_kmeans
 from cplmixvi.model._validation import (
     check_choice,
     check_input_values,
@@ -136,6 +137,8 @@ class CplMixVI(TraversalMixin, BaseModelClass):
         entropy_weight: float = 1.0,
         marginal_entropy_weight: float = 0.0,
         coupling_objective: Literal["aitchison", "mi", "info"] = "aitchison",
+        objective: Literal["consensus", "paper"] = "paper",
+        cluster_weight: float = 1.0,
     ):
         super().__init__(adata)
         check_choice("gene_likelihood", gene_likelihood, ("nb", "zinb", "normal", "bernoulli"))
@@ -179,6 +182,8 @@ class CplMixVI(TraversalMixin, BaseModelClass):
             entropy_weight=entropy_weight,
             marginal_entropy_weight=marginal_entropy_weight,
             coupling_objective=coupling_objective,
+            objective=objective,
+            cluster_weight=cluster_weight,
         )
         self._model_summary_string = (
             f"CplMixVI model with {n_arms} arm(s), {n_types} types, {n_state} state dimensions, "
@@ -283,6 +288,7 @@ class CplMixVI(TraversalMixin, BaseModelClass):
         strategy: str | object = "auto",
         prune: bool | dict = False,
         compile: bool = False,
+        pretrain_epochs: int | None = None,
         plan_kwargs: dict | None = None,
         datasplitter_kwargs: dict | None = None,
         **trainer_kwargs,
@@ -345,8 +351,12 @@ class CplMixVI(TraversalMixin, BaseModelClass):
             self.module.augmenter = get_augmenter(
                 augmentation, self.module.gene_likelihood, self.module.n_arms
             )
+        if pretrain_epochs is None:
+            pretrain_epochs = max_epochs // 2 if self.module.objective == "consensus" else 0
         plan_kwargs = {
             "lr": lr,
+            "pretrain_epochs": pretrain_epochs,
+            "init_types": (lambda: init_types_by_kmeans(self)) if pretrain_epochs else None,
             "temperature_start": temperature_start,
             "temperature_end": temperature_end,
             **({"compile": True, "fused_optimizer": True} if compile else {}),

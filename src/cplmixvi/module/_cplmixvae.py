@@ -16,6 +16,8 @@ from cplmixvi.augment import Augmenter, Identity
 from cplmixvi.nn import (
     ArmLinear,
     ArmMLP,
+    centroid_logits,
+    consensus_kl,
     gaussian_nll,
     gumbel_softmax,
     information_coupling,
@@ -23,6 +25,7 @@ from cplmixvi.nn import (
     mutual_information_coupling,
     normal_kl,
     perturbed_aitchison_sq,
+    sharpened_target,
 )
 
 Likelihood = Literal["nb", "zinb", "normal", "bernoulli"]
@@ -115,6 +118,8 @@ class CplMixVAE(BaseModuleClass):
         state_encoder: Literal["shared", "separate"] = "shared",
         marginal_entropy_weight: float = 0.0,
         coupling_objective: Literal["aitchison", "mi", "info"] = "aitchison",
+        objective: Literal["consensus", "paper"] = "paper",
+        cluster_weight: float = 1.0,
     ):
         super().__init__()
         self.n_types, self.n_state, self.n_arms = n_types, n_state, n_arms
@@ -129,6 +134,10 @@ class CplMixVAE(BaseModuleClass):
         self.augmenter = augmenter if augmenter is not None else Identity()
         self.min_prob, self.min_sigma = min_prob, min_sigma
         self.state_encoder = state_encoder
+        self.objective, self.cluster_weight = objective, cluster_weight
+        # True while the arms are pretrained as autoencoders (deterministic soft type code,
+        # no type terms); set by the training plan
+        self.pretraining = False
         self.register_buffer("temperature", torch.tensor(1.0))
         # categories still in use (False once pruned); saved in the state dict
         self.register_buffer("type_mask", torch.ones(n_types, dtype=torch.bool))
@@ -194,11 +203,16 @@ class CplMixVAE(BaseModuleClass):
         if self.is_pruned:  # pruned types get log q = -inf: softmax and Gumbel over survivors
             logits = logits.masked_fill(~self.type_mask, float("-inf"))
         log_probs = torch.log_softmax(logits, dim=-1)
-        if self.training:
+        if self.training and self.pretraining:
+            c = log_probs.exp()
+        elif self.training:
             # a tensor temperature: no host synchronisation (same numbers as float(tau))
             c = gumbel_softmax(logits, tau=self.temperature)
         else:
             c = F.one_hot(logits.argmax(-1), self.n_types).to(logits.dtype)
+        import os
+        if self.objective == "consensus" and os.environ.get("DETACH_C") == "1" and not self.pretraining:
+            c = c.detach()
         if self.state_encoder == "separate":
             h = self.state_features(x_in, batch_index)
         state = self.state_head(torch.cat([h, c], dim=-1))
@@ -283,6 +297,19 @@ class CplMixVAE(BaseModuleClass):
         coupled = c if self.coupling_on == "sample" else probs
         spread = probs if self.coupling_sigma == "posterior" else None
         coupling = perturbed_aitchison_sq(coupled, spread, self.min_prob, self.min_sigma)
+        if self.pretraining or self.objective == "consensus":
+            per_cell = (rec + kl_weight * kl_state).sum(0)
+            consensus = consensus_kl(log_probs, sharpened_target(log_probs))
+            if not self.pretraining:
+                per_cell = per_cell + self.cluster_weight * consensus.sum(0)
+            metrics = self._loss_metrics(rec, kl_state, entropy, coupling, inf["log_probs"])
+            metrics["consensus_kl"] = consensus.mean().detach()
+            return LossOutput(
+                loss=per_cell.mean(),
+                reconstruction_loss=rec.mean(0),
+                kl_local={"kl_state": kl_state.mean(0)},
+                extra_metrics=metrics,
+            )
         weight = max(self.n_arms - 1, 1)
         per_cell = weight * (rec + kl_weight * kl_state - self.entropy_weight * entropy).sum(0)
         mutual_info = mutual_information_coupling(probs)
@@ -337,6 +364,18 @@ class CplMixVAE(BaseModuleClass):
             raise ValueError("Cannot remove every category; at least one must remain.")
         self.type_mask.copy_(mask)
         self._pruned = not bool(mask.all())
+
+    @torch.no_grad()
+    def init_type_heads(self, centroids: torch.Tensor, beta: float) -> None:
+        """Make each arm's ``q(c|x)`` a Gaussian assignment to centroids of its clr space.
+
+        See :func:`cplmixvi.nn.centroid_logits`; ``centroids`` has shape ``(A, K, K)``.
+        """
+        head = self.type_head
+        centroids = centroids.to(head.weight)
+        weight, bias = centroid_logits(head.weight, head.bias, centroids, beta)
+        head.weight.copy_(weight)
+        head.bias.copy_(bias)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # models saved before pruning existed have no mask: every category is in use

@@ -1,6 +1,7 @@
 """Building blocks: arm-batched layers, the coupling distance and the marginal type entropy."""
 
 from ._arm_layers import ArmBatchNorm, ArmLinear, ArmMLP
+from ._consensus import centroid_logits, consensus_kl, sharpened_target
 from ._coupling import perturbed_aitchison_sq
 from ._fast import gaussian_nll, gumbel_softmax, normal_kl
 from ._information import information_coupling, marginal_entropy, mutual_information_coupling
@@ -9,6 +10,8 @@ __all__ = [
     "ArmBatchNorm",
     "ArmLinear",
     "ArmMLP",
+    "centroid_logits",
+    "consensus_kl",
     "gaussian_nll",
     "gumbel_softmax",
     "normal_kl",
@@ -16,4 +19,5 @@ __all__ = [
     "marginal_entropy",
     "mutual_information_coupling",
     "perturbed_aitchison_sq",
+    "sharpened_target",
 ]

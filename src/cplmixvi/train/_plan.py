@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Callable
 
 from scvi.train import TrainingPlan
 
@@ -52,6 +53,8 @@ class CplMixTrainingPlan(FastTrainingMixin, EpochMetricsMixin, TrainingPlan):
         n_epochs_kl_warmup: int | None = None,
         compile: bool = False,
         fused_optimizer: bool = False,
+        pretrain_epochs: int = 0,
+        init_types: Callable[[], None] | None = None,
         **kwargs,
     ):
         if not 0 < temperature_end <= temperature_start:
@@ -65,12 +68,18 @@ class CplMixTrainingPlan(FastTrainingMixin, EpochMetricsMixin, TrainingPlan):
         self._init_fast(compile, fused_optimizer)
         self.temperature_start = temperature_start
         self.temperature_end = temperature_end
+        self.pretrain_epochs = pretrain_epochs
+        self.init_types = init_types
 
     def on_train_epoch_start(self) -> None:
-        """Set the module's temperature for this epoch."""
+        """Set the module's phase and temperature for this epoch."""
+        epoch = self.current_epoch - self.pretrain_epochs
+        self.module.pretraining = epoch < 0
+        if epoch == 0 and self.init_types is not None:
+            self.init_types()
         tau = annealed_temperature(
-            self.current_epoch,
-            self.trainer.max_epochs,
+            max(epoch, 0),
+            self.trainer.max_epochs - self.pretrain_epochs,
             self.temperature_start,
             self.temperature_end,
         )

@@ -1,0 +1,118 @@
+"""Curves over training: fused ACC/ARI/AMI, categories holding cells and arm consensus per epoch.
+
+Trains CplMixVI on a shared dataset for ``--epochs-factor`` times the default number of epochs
+and evaluates, every ``--every`` epochs, the fused labels of a fixed random subset of cells
+(without augmentation). With the default objective the first clustering epoch comes right after
+the k-means initialisation of the type heads. Writes ``convergence_<dataset>_<config>.csv``
+(one row per evaluation, with the epoch's loss terms) under ``--out``.
+
+Usage::
+
+    python benchmarks/convergence.py --dataset mop_10x --epochs-factor 4
+    python benchmarks/convergence.py --dataset mouse_bladder --config paper --epochs-factor 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+CONFIGS = {"default": {}, "paper": {"objective": "paper"}}
+
+
+def curve_callback(model, subset: np.ndarray, truth: np.ndarray, every: int, rows: list):
+    """Lightning callback: every ``every`` epochs, the fused labels' scores on ``subset``."""
+    from lightning.pytorch.callbacks import Callback
+
+    from cplmixvi.metrics import clustering_scores
+
+    class Curve(Callback):
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            epoch = trainer.current_epoch + 1
+            if epoch % every and epoch != trainer.max_epochs:
+                return
+            model.is_trained_ = True  # the accessors refuse an untrained model
+            table = model.get_type_assignments(indices=subset)
+            model.is_trained_ = False
+            model.module.train()
+            scores = clustering_scores(truth, table["type"].astype(str))
+            rows.append(
+                {
+                    "epoch": epoch,
+                    **{key: scores[key] for key in ("acc", "ari", "ami")},
+                    "types_with_cells": int(table["type"].nunique()),
+                    "consensus": float((table["arm_agreement"] == 1).mean()),
+                    "pretraining": bool(model.module.pretraining),
+                }
+            )
+
+    return Curve()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="mop_10x")
+    parser.add_argument("--config", default="default", choices=list(CONFIGS))
+    parser.add_argument("--epochs-factor", type=float, default=4.0)
+    parser.add_argument("--every", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--subset", type=int, default=4000)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "convergence")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import scvi
+    import torch
+
+    sys.path.insert(0, str(HERE))
+    from clustering import DATASETS, load
+
+    from cplmixvi import CplMixVI
+
+    torch.set_num_threads(args.threads)
+    adata = load(args.dataset)
+    rng = np.random.default_rng(args.seed)
+    subset = np.sort(rng.choice(adata.n_obs, min(args.subset, adata.n_obs), replace=False))
+    truth = adata.obs["cell_type"].astype(str).to_numpy()[subset]
+    scvi.settings.seed = args.seed
+    CplMixVI.setup_anndata(adata)
+    model = CplMixVI(adata, n_types=DATASETS[args.dataset], **CONFIGS[args.config])
+    default_epochs = int(min(400, max(20, 300_000 // adata.n_obs)))
+    epochs = int(round(args.epochs_factor * default_epochs))
+    rows: list = []
+    model.train(
+        max_epochs=epochs,
+        pretrain_epochs=None if args.config == "default" else 0,
+        accelerator="cpu",
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[curve_callback(model, subset, truth, args.every, rows)],
+    )
+    curve = pd.DataFrame(rows).set_index("epoch")
+    terms = model.history
+    for key in (
+        "reconstruction_train",
+        "kl_state_train",
+        "type_entropy_train",
+        "coupling_train",
+        "consensus_kl_train",
+        "arm_agreement_train",
+    ):
+        if key in terms:
+            curve[key.removesuffix("_train")] = (
+                terms[key].iloc[:, 0].reindex(curve.index - 1).values
+            )
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"convergence_{args.dataset}_{args.config}_x{args.epochs_factor:g}.csv"
+    curve.to_csv(path)
+    print(curve.round(3).to_string())
+
+
+if __name__ == "__main__":
+    main()
