@@ -12,7 +12,7 @@ from scvi import REGISTRY_KEYS
 import cplmixvi
 from cplmixvi.augment import GeneDropout
 from cplmixvi.module import CplMixVAE
-from cplmixvi.nn import information_coupling, marginal_entropy, mutual_information_coupling
+from cplmixvi.nn import information_coupling, marginal_entropy
 
 
 def test_marginal_entropy_extremes_and_formula():
@@ -42,7 +42,7 @@ def _module(**kwargs) -> CplMixVAE:
         n_layers=1,
         gene_likelihood="bernoulli",
         augmenter=GeneDropout(0.2),
-        **kwargs,
+        **{"objective": "paper", **kwargs},
     )
 
 
@@ -83,67 +83,19 @@ def test_model_passes_the_weights_and_rejects_a_negative_one(make_adata):
     adata = make_adata(n_cells=60, n_genes=20)
     cplmixvi.CplMixVI.setup_anndata(adata)
     model = cplmixvi.CplMixVI(
-        adata, n_types=3, entropy_weight=-1.0, marginal_entropy_weight=4.0, coupling_objective="mi"
+        adata, n_types=3, entropy_weight=-1.0, marginal_entropy_weight=4.0, objective="info"
     )
     assert model.module.entropy_weight == -1.0 and model.module.marginal_entropy_weight == 4.0
-    assert model.module.coupling_objective == "mi"
+    assert model.module.objective == "info"
     assert cplmixvi.CplMixVI(adata, n_types=3).module.marginal_entropy_weight == 0.0
     with pytest.raises(ValueError, match="marginal_entropy_weight must be >= 0"):
         cplmixvi.CplMixVI(adata, n_types=3, marginal_entropy_weight=-1.0)
-    with pytest.raises(ValueError, match="coupling_objective"):
-        cplmixvi.CplMixVI(adata, n_types=3, coupling_objective="iic")
+    with pytest.raises(ValueError, match="objective"):
+        cplmixvi.CplMixVI(adata, n_types=3, objective="iic")
 
 
 def _one_hot(ids, k):
     return torch.eye(k)[torch.as_tensor(ids)]
-
-
-def test_mutual_information_extremes_and_pairs():
-    k = 4
-    agree = _one_hot([0, 1, 2, 3] * 3, k)
-    uniform = torch.full((12, k), 1.0 / k)
-    collapsed = _one_hot([2] * 12, k)
-    mi = mutual_information_coupling(torch.stack([agree, agree, uniform, collapsed]))
-    assert mi.shape == (6,)  # pairs (0,1) (0,2) (0,3) (1,2) (1,3) (2,3)
-    torch.testing.assert_close(mi[0], torch.tensor(math.log(k)), atol=1e-5, rtol=0)
-    # an arm that says nothing (uniform) shares no information with a decided one
-    torch.testing.assert_close(mi[[1, 3]], torch.zeros(2), atol=1e-5, rtol=0)
-    assert (mi[1:] < mi[0] - 0.5).all()  # a collapsed arm shares little
-    assert mutual_information_coupling(agree[None]).shape == (0,)
-
-
-def test_mutual_information_matches_formula_and_prefers_the_same_ids():
-    gen = torch.Generator().manual_seed(0)
-    probs = torch.softmax(3 * torch.randn(2, 50, 3, generator=gen), -1).double()
-    joint = probs[0].T @ probs[1] / 50
-    joint = (joint + joint.T) / 2
-    marg = joint.sum(1)
-    expected = (joint * torch.log(joint / torch.outer(marg, marg))).sum()
-    torch.testing.assert_close(mutual_information_coupling(probs)[0], expected)
-    ids = torch.arange(30) % 3
-    same = mutual_information_coupling(torch.stack([_one_hot(ids, 3), _one_hot(ids, 3)]))
-    shifted = mutual_information_coupling(
-        torch.stack([_one_hot(ids, 3), _one_hot((ids + 1) % 3, 3)])
-    )
-    assert float(same) > float(shifted) + 0.5  # symmetrising makes the ids matter
-
-
-def test_mi_objective_replaces_the_aitchison_term(pixels):
-    paper = _module(coupling_weight=0.0)
-    mi = _module(coupling_objective="mi", coupling_weight=3.0)
-    mi.load_state_dict(paper.state_dict())
-    out0, out1 = _loss(paper, pixels), _loss(mi, pixels)
-    info = out0.extra_metrics["mutual_information"]
-    assert float(info) > 0 and float(out0.extra_metrics["coupling"]) > 0
-    torch.testing.assert_close(out1.loss, out0.loss - 3.0 * info)
-    out1.loss.backward()
-    assert float(mi.type_head.weight.grad.abs().sum()) > 0
-
-
-def test_mi_coupling_has_gradient_towards_agreement():
-    logits = torch.randn(2, 20, 3, generator=torch.Generator().manual_seed(0), requires_grad=True)
-    mutual_information_coupling(torch.softmax(logits, -1)).sum().backward()
-    assert float(logits.grad.abs().sum()) > 0
 
 
 def _log_one_hot(ids, k, floor=1e-9):
@@ -178,7 +130,7 @@ def test_information_coupling_matches_formula():
 
 def test_info_objective_replaces_the_aitchison_term_and_has_gradient(pixels):
     paper = _module(coupling_weight=0.0)
-    info = _module(coupling_objective="info", coupling_weight=3.0)
+    info = _module(objective="info", coupling_weight=3.0)
     info.load_state_dict(paper.state_dict())
     out0, out1 = _loss(paper, pixels), _loss(info, pixels)
     torch.manual_seed(1)

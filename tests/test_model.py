@@ -23,7 +23,7 @@ N_CELLS, N_GENES, N_TYPES = 300, 50, 3
 # every model in this file passes these explicitly so they do not depend on defaults
 EXPLICIT = {
     "coupling_weight": 1.0,
-    "coupling_on": "sample",
+    "objective": "paper",
     "state_prior": "type",
     "dropout_rate": 0.1,
 }
@@ -351,7 +351,6 @@ def test_normal_likelihood_on_lognormalised_data(make_adata):
         layer=None,
         gene_likelihood="normal",
         state_prior="normal",
-        coupling_on="probs",
         augmentation="dropout",
     )
     assert np.all(np.isfinite(model.history["train_loss"].to_numpy(dtype=float)))

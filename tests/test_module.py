@@ -37,7 +37,7 @@ def _module(likelihood="nb", n_arms=2, n_batch=0, **kwargs) -> CplMixVAE:
         "min_prob": MIN_PROB,
         "min_sigma": MIN_SIGMA,
         "coupling_weight": 1.0,
-        "coupling_on": "sample",
+        "objective": "paper",
         "state_prior": "type",
         "augmenter": BinomialThinning(0.5) if likelihood in ("nb", "zinb") else GeneDropout(0.2),
     }
@@ -102,7 +102,7 @@ def _reference_loss(module, inf, gen, kl_weight, dsigma_reference):
     entropy = -(probs * torch.log(probs)).sum(-1)
     weight = max(n_arms - 1, 1)
     per_cell = weight * (rec + kl_weight * kl - entropy).sum(0)
-    coupled = inf["c"] if module.coupling_on == "sample" else probs
+    coupled = inf["c"]
     coupling = torch.as_tensor(
         dsigma_reference(
             coupled.detach().numpy(),
@@ -196,15 +196,13 @@ def test_total_loss_matches_hand_computation(n_arms, likelihood, dsigma_referenc
         assert float(metrics["arm_agreement"]) == pytest.approx(agreement)
 
 
-@pytest.mark.parametrize("coupling_on", ["sample", "probs"])
-def test_coupling_term_uses_samples_or_probs(coupling_on, dsigma_reference):
+def test_coupling_term_uses_samples_with_sigma_of_the_posterior(dsigma_reference):
     torch.manual_seed(0)
-    module = _module("nb", n_arms=3, coupling_on=coupling_on)
+    module = _module("nb", n_arms=3)
     module.train()
     inf, _, out = _forward(module, _data("nb"))
     probs = inf["log_probs"].exp().detach().numpy()
-    coupled = inf["c"].detach().numpy() if coupling_on == "sample" else probs
-    # sigma is the minibatch dispersion of q(c|x) either way
+    coupled = inf["c"].detach().numpy()
     expected = dsigma_reference(coupled, MIN_PROB, MIN_SIGMA, spread=probs).mean()
     assert float(out.extra_metrics["coupling"]) == pytest.approx(expected, rel=1e-4)
 

@@ -32,7 +32,7 @@ def _module(n_types: int, **kwargs) -> CplMixVAE:
         "n_layers": 1,
         "dropout_rate": 0.0,
         "augmenter": Identity(),
-        "coupling_on": "probs",
+        "objective": "paper",
         **kwargs,
     }
     return CplMixVAE(n_types=n_types, **params)
@@ -97,7 +97,7 @@ def test_masked_module_equals_a_module_with_only_the_survivors():
 
 def test_gumbel_sample_puts_no_mass_on_removed_types():
     torch.manual_seed(1)
-    module = _module(6, coupling_on="sample")
+    module = _module(6)
     module.type_head.bias.data[:, :, 5] += 10.0
     module.remove_types([5, 0])
     module.train()

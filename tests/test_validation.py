@@ -159,7 +159,7 @@ def test_too_few_types_or_state_dims(adata):
         ("gene_likelihood", "poisson"),
         ("gene_likelihood", "NB"),
         ("state_prior", "gmm"),
-        ("coupling_on", "logits"),
+        ("objective", "dec"),
     ],
 )
 def test_bad_option_strings(adata, option, value):

@@ -37,7 +37,7 @@ class _Job:
     stem: str
     n_types: int
     likelihood: str
-    coupling_on: str = "sample"
+    objective: str = "consensus"
     n_arms: int = 2
     n_state: int = 2
     epochs: int | None = None
@@ -126,10 +126,11 @@ def _parser() -> argparse.ArgumentParser:
         help="nb/zinb for raw counts, normal for log-normalised data [%(default)s]",
     )
     fit.add_argument(
-        "--coupling-on",
-        choices=("probs", "sample"),
-        default="sample",
-        help="couple the arms' Gumbel type samples or their probabilities [%(default)s]",
+        "--objective",
+        choices=("consensus", "paper"),
+        default="consensus",
+        help="consensus (pretraining, k-means start, shared target) or the paper's Eq. 7 "
+        "[%(default)s]",
     )
     fit.add_argument(
         "--n-arms", metavar="A", type=_positive, default=2, help="coupled arms [%(default)s]"
@@ -223,7 +224,7 @@ def _run_fit(args: argparse.Namespace) -> int:
         stem=path.stem,
         n_types=args.n_types,
         likelihood=args.likelihood,
-        coupling_on=args.coupling_on,
+        objective=args.objective,
         n_arms=args.n_arms,
         n_state=args.n_state,
         epochs=args.epochs,
@@ -268,7 +269,7 @@ def _train_and_write(job: _Job, source: str) -> int:
         n_state=job.n_state,
         n_arms=job.n_arms,
         gene_likelihood=job.likelihood,
-        coupling_on=job.coupling_on,
+        objective=job.objective,
     )
     print(
         f"cplmixvi: {source}: {adata.n_obs} cells x {adata.n_vars} genes, {job.n_types} types, "

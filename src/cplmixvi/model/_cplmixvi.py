@@ -65,12 +65,6 @@ class CplMixVI(TraversalMixin, BaseModelClass):
         type.
     coupling_weight
         Weight ``lambda`` of the coupling distance (1 in the paper).
-    coupling_on
-        ``"sample"`` couples the arms' Gumbel-softmax type samples (Eq. 7), ``"probs"`` their
-        posterior probabilities ``q(c|x)``.
-    coupling_sigma
-        ``"posterior"``: ``sigma`` is the minibatch dispersion of ``q(c|x)`` (reference code);
-        ``"coupled"``: of the coupled vectors themselves (literal reading of the paper).
     coupling_min_prob
         Floor on ``c`` inside the log of the coupling distance, which keeps it finite.
     entropy_weight
@@ -80,16 +74,19 @@ class CplMixVI(TraversalMixin, BaseModelClass):
         Weight of the entropy of each arm's minibatch aggregate posterior ``H(q(c))``, which
         rewards using every category (0 in Eq. 7). With ``entropy_weight < 0`` the two maximise
         the mutual information ``I(x; c)`` of information-maximising clustering (IMSAT).
-    coupling_objective
-        ``"aitchison"``: the arms are coupled by the perturbed Aitchison distance (Eq. 7);
-        ``"mi"``: by maximising ``coupling_weight`` times the mutual information between the
-        arms' types over each minibatch (IIC), which rewards confident agreement on balanced
-        types but lets independent arms permute their ids, so the fused labels suffer
-        (``coupling_on`` and ``coupling_sigma`` then do not apply). ``"info"``: by
-        maximising ``coupling_weight`` times the entropy of the arms' aggregate posterior minus
-        the cross-entropy between the arms' posteriors (:func:`cplmixvi.nn.information_coupling`),
-        which also keeps the arms' category ids the same; the MNIST recipe of the README uses it
-        with ``coupling_weight=50`` and ``entropy_weight=0``.
+    objective
+        ``"consensus"`` (default): the arms are first trained as autoencoders for
+        ``pretrain_epochs`` (see :meth:`train`), their type heads are then set to the k-means
+        clusters of their pretrained type codes, and every arm is trained towards the arms'
+        common sharpened target ``p`` (DEC-style, ``cluster_weight * KL(p || q_a)``), with
+        each arm's ELBO kept. ``"paper"``: Eq. 7 of the paper, the entropy bonus and the
+        perturbed Aitchison distance between the arms' relaxed type samples, from the first
+        epoch (``coupling_weight``, ``entropy_weight``, ``coupling_min_prob`` apply).
+        ``"info"``: the arms' aggregate type entropy minus their cross-entropy, weighted by
+        ``coupling_weight`` (:func:`cplmixvi.nn.information_coupling`; the MNIST recipe, with
+        ``coupling_weight=50``, ``entropy_weight=0``, ``marginal_entropy_weight=25``).
+    cluster_weight
+        Weight of the consensus term (``objective="consensus"``).
     augmentation
         How each arm's copy of a training cell is made: ``"auto"`` (binomial thinning then gene
         dropout of counts, gene dropout for continuous data, none for one arm), ``"thinning"``,
@@ -129,24 +126,19 @@ class CplMixVI(TraversalMixin, BaseModelClass):
         gene_likelihood: Literal["nb", "zinb", "normal", "bernoulli"] = "nb",
         state_prior: Literal["type", "normal"] = "type",
         coupling_weight: float = 1.0,
-        coupling_on: Literal["sample", "probs"] = "sample",
-        coupling_sigma: Literal["posterior", "coupled"] = "posterior",
         coupling_min_prob: float = 1e-2,
         augmentation: str | Augmenter | None = "auto",
         state_encoder: Literal["shared", "separate"] = "shared",
         entropy_weight: float = 1.0,
         marginal_entropy_weight: float = 0.0,
-        coupling_objective: Literal["aitchison", "mi", "info"] = "aitchison",
-        objective: Literal["consensus", "paper"] = "paper",
+        objective: Literal["consensus", "paper", "info"] = "consensus",
         cluster_weight: float = 1.0,
     ):
         super().__init__(adata)
         check_choice("gene_likelihood", gene_likelihood, ("nb", "zinb", "normal", "bernoulli"))
         check_choice("state_prior", state_prior, ("type", "normal"))
-        check_choice("coupling_on", coupling_on, ("sample", "probs"))
-        check_choice("coupling_sigma", coupling_sigma, ("posterior", "coupled"))
         check_choice("state_encoder", state_encoder, ("shared", "separate"))
-        check_choice("coupling_objective", coupling_objective, ("aitchison", "mi", "info"))
+        check_choice("objective", objective, ("consensus", "paper", "info"))
         check_sizes(n_types, n_state, n_arms, self.summary_stats.n_cells)
         if marginal_entropy_weight < 0:
             raise ValueError(
@@ -174,21 +166,18 @@ class CplMixVI(TraversalMixin, BaseModelClass):
             gene_likelihood=gene_likelihood,
             state_prior=state_prior,
             coupling_weight=coupling_weight,
-            coupling_on=coupling_on,
-            coupling_sigma=coupling_sigma,
             augmenter=augmenter,
             min_prob=coupling_min_prob,
             state_encoder=state_encoder,
             entropy_weight=entropy_weight,
             marginal_entropy_weight=marginal_entropy_weight,
-            coupling_objective=coupling_objective,
             objective=objective,
             cluster_weight=cluster_weight,
         )
         self._model_summary_string = (
             f"CplMixVI model with {n_arms} arm(s), {n_types} types, {n_state} state dimensions, "
             f"likelihood {gene_likelihood!r}, state prior {state_prior!r}, coupling weight "
-            f"{coupling_weight} on {coupling_on}s, augmentation {augmenter}, "
+            f"objective {objective!r}, augmentation {augmenter}, "
             f"{n_layers}x{n_hidden} hidden layers, {max(n_batch, 1)} batch(es)."
         )
         self.init_params_ = self._get_init_params(locals())

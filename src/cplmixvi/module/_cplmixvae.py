@@ -22,7 +22,6 @@ from cplmixvi.nn import (
     gumbel_softmax,
     information_coupling,
     marginal_entropy,
-    mutual_information_coupling,
     normal_kl,
     perturbed_aitchison_sq,
     sharpened_target,
@@ -67,13 +66,6 @@ class CplMixVAE(BaseModuleClass):
         ``lambda`` of Eq. 7.
     entropy_weight
         Weight of the entropy ``H(c|x)`` (1 in Eq. 7; 0 drops the confidence penalty).
-    coupling_on
-        Couple the arms through their relaxed type samples ``c~`` (``"sample"``, Eq. 7) or
-        through their posterior probabilities ``q(c|x)`` (``"probs"``).
-    coupling_sigma
-        ``sigma`` of the coupling distance is the minibatch dispersion of the posterior
-        ``q(c|x)`` (``"posterior"``, as in the reference code) or of the coupled vectors
-        themselves (``"coupled"``, a literal reading of the paper).
     augmenter
         Produces each arm's copy of a training minibatch; not applied at inference.
     min_prob, min_sigma
@@ -86,14 +78,15 @@ class CplMixVAE(BaseModuleClass):
         Weight ``gamma`` of the entropy of each arm's minibatch aggregate posterior ``H(q(c))``
         (:func:`cplmixvi.nn.marginal_entropy`), subtracted from the loss: it rewards using every
         category (0, the default, is Eq. 7).
-    coupling_objective
-        ``"aitchison"`` (Eq. 7) penalises ``lambda * d_sigma^2`` between the arms; ``"mi"``
-        rewards ``lambda`` times the mutual information between the arms' types over the
-        minibatch instead (:func:`cplmixvi.nn.mutual_information_coupling`, IIC's objective),
-        computed on ``q(c|x)``; ``"info"`` rewards ``lambda`` times the entropy of the arms'
-        aggregate posterior minus their cross-entropy
-        (:func:`cplmixvi.nn.information_coupling`); ``coupling_on`` and ``coupling_sigma`` then
-        do not apply.
+    objective
+        ``"consensus"`` (default): after pretraining, every arm is trained towards the arms'
+        common sharpened type target, ``cluster_weight * KL(p || q_a)``; ``"paper"``: Eq. 7,
+        the entropy bonus and the perturbed Aitchison distance between the arms' relaxed
+        samples (``sigma`` from the dispersion of ``q(c|x)``, as in the reference code);
+        ``"info"``: the information coupling (:func:`cplmixvi.nn.information_coupling`) of
+        the MNIST recipe. See :meth:`loss`.
+    cluster_weight
+        ``gamma`` of the consensus term (``objective="consensus"``).
     """
 
     def __init__(
@@ -110,15 +103,12 @@ class CplMixVAE(BaseModuleClass):
         state_prior: Literal["type", "normal"] = "type",
         coupling_weight: float = 1.0,
         entropy_weight: float = 1.0,
-        coupling_on: Literal["sample", "probs"] = "sample",
-        coupling_sigma: Literal["posterior", "coupled"] = "posterior",
         augmenter: Augmenter | None = None,
         min_prob: float = 1e-2,
         min_sigma: float = 1e-2,
         state_encoder: Literal["shared", "separate"] = "shared",
         marginal_entropy_weight: float = 0.0,
-        coupling_objective: Literal["aitchison", "mi", "info"] = "aitchison",
-        objective: Literal["consensus", "paper"] = "paper",
+        objective: Literal["consensus", "paper", "info"] = "consensus",
         cluster_weight: float = 1.0,
     ):
         super().__init__()
@@ -126,9 +116,6 @@ class CplMixVAE(BaseModuleClass):
         self.gene_likelihood = gene_likelihood
         self.state_prior = state_prior
         self.coupling_weight = coupling_weight
-        self.coupling_on = coupling_on
-        self.coupling_sigma = coupling_sigma
-        self.coupling_objective = coupling_objective
         self.entropy_weight = entropy_weight
         self.marginal_entropy_weight = marginal_entropy_weight
         self.augmenter = augmenter if augmenter is not None else Identity()
@@ -210,9 +197,6 @@ class CplMixVAE(BaseModuleClass):
             c = gumbel_softmax(logits, tau=self.temperature)
         else:
             c = F.one_hot(logits.argmax(-1), self.n_types).to(logits.dtype)
-        import os
-        if self.objective == "consensus" and os.environ.get("DETACH_C") == "1" and not self.pretraining:
-            c = c.detach()
         if self.state_encoder == "separate":
             h = self.state_features(x_in, batch_index)
         state = self.state_head(torch.cat([h, c], dim=-1))
@@ -278,58 +262,57 @@ class CplMixVAE(BaseModuleClass):
         generative_outputs: dict[str, torch.Tensor],
         kl_weight: float = 1.0,
     ) -> LossOutput:
-        """The negative of Eq. 7, averaged over the cells of the minibatch.
+        """The training objective, averaged over the cells of the minibatch.
 
-        ``sum_a w (rec_a + kl_weight * KL_s,a - H_a) + lambda * sum_{a<b} d_sigma^2(c_a, c_b)``
-        with ``w = A - 1`` (``w = 1`` for a single arm, where the objective is the ELBO of one
-        mixture VAE with a uniform type prior), minus ``gamma * sum_a H(q_a(c))`` when
-        ``marginal_entropy_weight`` is ``gamma > 0``. With ``coupling_objective="mi"`` the
-        coupling term is ``-lambda * sum_{a<b} I(c_a; c_b)`` over the minibatch, with ``"info"``
-        ``-lambda * sum_{a<b} (H(q_ab(c)) - CE_ab)``.
+        Every objective has each arm's negative ELBO of the state, ``rec_a + kl_weight *
+        KL_s,a``; while ``pretraining`` that is all. Then, by ``objective``:
+
+        - ``"consensus"``: ``sum_a (rec_a + kl_weight * KL_s,a) + gamma * sum_a KL(p || q_a)``
+          with the arms' common sharpened target ``p`` (:func:`cplmixvi.nn.sharpened_target`);
+        - ``"paper"`` (Eq. 7): ``sum_a w (rec_a + kl_weight * KL_s,a - H_a) + lambda *
+          sum_{a<b} d_sigma^2(c_a, c_b)`` with ``w = A - 1`` (1 for a single arm);
+        - ``"info"``: the same ELBO terms minus ``lambda * sum_{a<b} (H(q_ab(c)) - CE_ab)``
+          (:func:`cplmixvi.nn.information_coupling`).
+
+        ``marginal_entropy_weight`` ``> 0`` subtracts ``gamma_m * sum_a H(q_a(c))``.
         """
         inf = inference_outputs
         rec = self.reconstruction_nll(inf["x_aug"], generative_outputs)
         prior_mean, prior_std = self.state_prior_params(inf["c"])
         kl_state = normal_kl(inf["qs_mean"], inf["qs_std"], prior_mean, prior_std).sum(-1)
         log_probs, c = self.surviving(inf["log_probs"]), self.surviving(inf["c"])
-        probs = log_probs.exp()
-        entropy = -(probs * log_probs).sum(-1)
-        coupled = c if self.coupling_on == "sample" else probs
-        spread = probs if self.coupling_sigma == "posterior" else None
-        coupling = perturbed_aitchison_sq(coupled, spread, self.min_prob, self.min_sigma)
-        if self.pretraining or self.objective == "consensus":
-            per_cell = (rec + kl_weight * kl_state).sum(0)
-            consensus = consensus_kl(log_probs, sharpened_target(log_probs))
-            if not self.pretraining:
-                per_cell = per_cell + self.cluster_weight * consensus.sum(0)
-            metrics = self._loss_metrics(rec, kl_state, entropy, coupling, inf["log_probs"])
-            metrics["consensus_kl"] = consensus.mean().detach()
-            return LossOutput(
-                loss=per_cell.mean(),
-                reconstruction_loss=rec.mean(0),
-                kl_local={"kl_state": kl_state.mean(0)},
-                extra_metrics=metrics,
-            )
-        weight = max(self.n_arms - 1, 1)
-        per_cell = weight * (rec + kl_weight * kl_state - self.entropy_weight * entropy).sum(0)
-        mutual_info = mutual_information_coupling(probs)
-        if self.n_arms > 1 and self.coupling_objective == "aitchison":
-            per_cell = per_cell + self.coupling_weight * coupling.sum(0)
-        loss = per_cell.mean()
-        if self.n_arms > 1 and self.coupling_objective == "mi":
-            loss = loss - self.coupling_weight * mutual_info.sum()
-        if self.n_arms > 1 and self.coupling_objective == "info":
-            information = information_coupling(log_probs)
-            loss = loss - self.coupling_weight * information.sum()
-        metrics = self._loss_metrics(rec, kl_state, entropy, coupling, inf["log_probs"])
+        entropy = -(log_probs.exp() * log_probs).sum(-1)
+        metrics = self._loss_metrics(rec, kl_state, entropy, inf["log_probs"])
+        elbo = rec + kl_weight * kl_state
+        if self.pretraining:
+            return self._loss_output(elbo.sum(0).mean(), rec, kl_state, metrics)
         marginal = marginal_entropy(log_probs)
         metrics["marginal_entropy"] = marginal.mean().detach()
-        if self.n_arms > 1:
-            metrics["mutual_information"] = mutual_info.mean().detach()
-        if self.n_arms > 1 and self.coupling_objective == "info":
-            metrics["information_coupling"] = information.mean().detach()
+        loss = self._type_loss(elbo, entropy, log_probs, c, metrics)
         if self.marginal_entropy_weight:
             loss = loss - self.marginal_entropy_weight * marginal.sum()
+        return self._loss_output(loss, rec, kl_state, metrics)
+
+    def _type_loss(self, elbo, entropy, log_probs, c, metrics: dict) -> torch.Tensor:
+        """The objective's minibatch loss from the per-arm ELBO terms and type posteriors."""
+        if self.objective == "consensus":
+            consensus = consensus_kl(log_probs, sharpened_target(log_probs))
+            metrics["consensus_kl"] = consensus.mean().detach()
+            return (elbo + self.cluster_weight * consensus).sum(0).mean()
+        weight = max(self.n_arms - 1, 1)
+        loss = (weight * (elbo - self.entropy_weight * entropy).sum(0)).mean()
+        if self.n_arms == 1:
+            return loss
+        if self.objective == "paper":
+            coupling = perturbed_aitchison_sq(c, log_probs.exp(), self.min_prob, self.min_sigma)
+            metrics["coupling"] = coupling.mean().detach()
+            return loss + self.coupling_weight * coupling.sum(0).mean()
+        information = information_coupling(log_probs)
+        metrics["information_coupling"] = information.mean().detach()
+        return loss - self.coupling_weight * information.sum()
+
+    @staticmethod
+    def _loss_output(loss, rec, kl_state, metrics: dict) -> LossOutput:
         return LossOutput(
             loss=loss,
             reconstruction_loss=rec.mean(0),
@@ -383,7 +366,7 @@ class CplMixVAE(BaseModuleClass):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         self._pruned = not bool(self.type_mask.all())
 
-    def _loss_metrics(self, rec, kl_state, entropy, coupling, log_probs) -> dict:
+    def _loss_metrics(self, rec, kl_state, entropy, log_probs) -> dict:
         """Per-arm means of every term of the loss, for the training history."""
         types = log_probs.argmax(-1)
         first, second = torch.triu_indices(self.n_arms, self.n_arms, 1, device=types.device)
@@ -395,6 +378,4 @@ class CplMixVAE(BaseModuleClass):
             "arm_agreement": torch.as_tensor(agreement).detach(),
             "temperature": self.temperature.detach().clone(),
         }
-        if coupling.numel() > 0:
-            metrics["coupling"] = coupling.mean().detach()
         return metrics

@@ -4,7 +4,7 @@ from ._arm_layers import ArmBatchNorm, ArmLinear, ArmMLP
 from ._consensus import centroid_logits, consensus_kl, sharpened_target
 from ._coupling import perturbed_aitchison_sq
 from ._fast import gaussian_nll, gumbel_softmax, normal_kl
-from ._information import information_coupling, marginal_entropy, mutual_information_coupling
+from ._information import information_coupling, marginal_entropy
 
 __all__ = [
     "ArmBatchNorm",
@@ -17,7 +17,6 @@ __all__ = [
     "normal_kl",
     "information_coupling",
     "marginal_entropy",
-    "mutual_information_coupling",
     "perturbed_aitchison_sq",
     "sharpened_target",
 ]

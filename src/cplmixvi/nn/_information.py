@@ -1,4 +1,4 @@
-"""Information-maximising type terms: marginal entropy, IIC and IMSAT-style couplings."""
+"""Information-maximising type terms: marginal entropy and the IMSAT-style coupling."""
 
 from __future__ import annotations
 
@@ -28,40 +28,6 @@ def marginal_entropy(log_probs: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"log_probs must have shape (arms, cells, types), got {log_probs.shape}.")
     log_marginal = torch.logsumexp(log_probs, dim=1) - math.log(log_probs.shape[1])
     return -(log_marginal.exp() * log_marginal).sum(-1)
-
-
-def mutual_information_coupling(probs: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Mutual information between the types of every unordered pair of arms (IIC's objective).
-
-    For arms ``a < b`` the joint distribution of their types over the minibatch is
-    ``P_jk = mean_i q_a(j|x_i^a) q_b(k|x_i^b)``, symmetrised (``(P + P^T) / 2``, which makes
-    the arms use the same category ids) as in Invariant Information Clustering (Ji et al. 2019).
-    ``I(P) = sum_jk P_jk log(P_jk / (P_j P_k))`` is largest (``log K``) when the arms agree with
-    certainty on every cell and use every category equally: it rewards agreement, confidence
-    and balanced categories at once, where the Aitchison distance only rewards agreement.
-
-    Parameters
-    ----------
-    probs
-        ``q(c|x)`` of shape ``(A, B, K)`` (arms, cells, categories).
-    eps
-        Floor on the joint probabilities inside the logarithm.
-
-    Returns
-    -------
-    Tensor of shape ``(A * (A - 1) / 2,)``: ``I`` for each pair ``a < b`` (in
-    ``torch.triu_indices`` order), in nats. Empty when ``A == 1``.
-    """
-    if probs.dim() != 3:
-        raise ValueError(f"probs must have shape (arms, cells, types), got {probs.shape}.")
-    n_arms, n_cells = probs.shape[:2]
-    first, second = torch.triu_indices(n_arms, n_arms, offset=1, device=probs.device)
-    joint = torch.einsum("pik,pil->pkl", probs[first], probs[second]) / n_cells
-    joint = (0.5 * (joint + joint.transpose(1, 2))).clamp_min(eps)
-    joint = joint / joint.sum(dim=(1, 2), keepdim=True)
-    marginal = joint.sum(-1)  # symmetric: row and column marginals are equal
-    outer = marginal[:, :, None] * marginal[:, None, :]
-    return (joint * (joint.log() - outer.log())).sum(dim=(1, 2))
 
 
 def information_coupling(log_probs: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:

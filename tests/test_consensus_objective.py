@@ -1,0 +1,119 @@
+"""The consensus objective: sharpened target, its KL term, the k-means start of the heads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scvi import REGISTRY_KEYS
+
+import cplmixvi
+from cplmixvi.augment import Identity
+from cplmixvi.module import CplMixVAE
+from cplmixvi.nn import centroid_logits, consensus_kl, sharpened_target
+
+
+def test_sharpened_target_is_dec_of_the_geometric_mean():
+    gen = torch.Generator().manual_seed(0)
+    log_probs = torch.log_softmax(torch.randn(3, 20, 4, generator=gen), -1).double()
+    fused = torch.softmax(log_probs.mean(0), -1)
+    expected = fused**2 / fused.sum(0)
+    expected = expected / expected.sum(-1, keepdim=True)
+    target = sharpened_target(log_probs)
+    torch.testing.assert_close(target, expected)
+    assert not target.requires_grad
+    # sharper than the fused posterior: the largest probability of every cell grows
+    assert (target.max(-1).values >= fused.max(-1).values - 1e-12).all()
+
+
+def test_sharpened_target_lifts_a_small_category():
+    # 9 cells lean to type 0, one cell leans to type 1 with the same confidence
+    probs = torch.tensor([[0.6, 0.4]] * 9 + [[0.4, 0.6]], dtype=torch.float64)
+    target = sharpened_target(probs.log()[None])
+    assert float(target[-1, 1]) > 0.6  # the rare type's cell is pushed towards it
+    assert float(target[0, 0]) < 0.6**2 / (0.6**2 + 0.4**2)  # the big type is damped
+
+
+def test_consensus_kl_formula_and_zero_at_the_target():
+    gen = torch.Generator().manual_seed(1)
+    log_probs = torch.log_softmax(torch.randn(2, 5, 3, generator=gen), -1).double()
+    target = torch.softmax(torch.randn(5, 3, generator=gen), -1).double()
+    expected = (target * (target.log() - log_probs)).sum(-1)
+    torch.testing.assert_close(consensus_kl(log_probs, target), expected)
+    at_target = consensus_kl(target.log().expand(2, 5, 3), target)
+    torch.testing.assert_close(at_target, torch.zeros(2, 5, dtype=torch.float64))
+
+
+def test_centroid_logits_is_the_gaussian_assignment_in_clr_space():
+    gen = torch.Generator().manual_seed(2)
+    n_arms, n_hidden, k, beta = 2, 6, 4, 0.7
+    weight = torch.randn(n_arms, n_hidden, k, generator=gen, dtype=torch.float64)
+    bias = torch.randn(n_arms, 1, k, generator=gen, dtype=torch.float64)
+    centroids = torch.randn(n_arms, k, k, generator=gen, dtype=torch.float64)
+    h = torch.randn(n_arms, 10, n_hidden, generator=gen, dtype=torch.float64)
+    logits = torch.bmm(h, weight) + bias
+    clr = logits - logits.mean(-1, keepdim=True)
+    dist = ((clr[:, :, None, :] - centroids[:, None, :, :]) ** 2).sum(-1)
+    new_w, new_b = centroid_logits(weight, bias, centroids, beta)
+    new = torch.log_softmax(torch.bmm(h, new_w) + new_b, -1)
+    torch.testing.assert_close(new, torch.log_softmax(-beta * dist, -1))
+
+
+def test_pretraining_uses_the_soft_code_and_no_type_term():
+    torch.manual_seed(0)
+    module = CplMixVAE(
+        n_input=10, n_types=3, n_hidden=8, n_layers=1, augmenter=Identity(), cluster_weight=5.0
+    )
+    x = torch.poisson(torch.full((30, 10), 3.0))
+    module.train()
+    module.pretraining = True
+    inf = module.inference(x)
+    torch.testing.assert_close(inf["c"], inf["log_probs"].exp())  # deterministic soft code
+    out = module.loss({REGISTRY_KEYS.X_KEY: x}, inf, module.generative(**_gen_in(inf)))
+    elbo = (out.reconstruction_loss["reconstruction_loss"] + out.kl_local["kl_state"]).mean()
+    torch.testing.assert_close(out.loss, elbo * 2, rtol=1e-5, atol=1e-4)  # summed over 2 arms
+    module.pretraining = False
+    torch.manual_seed(1)
+    inf = module.inference(x)
+    out = module.loss({REGISTRY_KEYS.X_KEY: x}, inf, module.generative(**_gen_in(inf)))
+    elbo = (out.reconstruction_loss["reconstruction_loss"] + out.kl_local["kl_state"]).mean()
+    consensus = float(out.extra_metrics["consensus_kl"])
+    assert consensus > 0
+    assert float(out.loss) == pytest.approx(float(elbo) * 2 + 5.0 * 2 * consensus, rel=1e-4)
+
+
+def _gen_in(inf):
+    return {"s": inf["s"], "c": inf["c"], "library": inf["library"]}
+
+
+def test_train_initialises_the_heads_by_kmeans(make_adata, monkeypatch):
+    import scvi
+
+    import cplmixvi.model._type_init as type_init
+
+    adata = make_adata(n_cells=300, n_genes=40)
+    cplmixvi.CplMixVI.setup_anndata(adata, layer="counts")
+    scvi.settings.seed = 0
+    model = cplmixvi.CplMixVI(adata, n_types=3, n_hidden=32, n_layers=1)
+    fitted, calls = [], []
+
+    class SpyKMeans(type_init.KMeans):
+        def fit(self, X, *args, **kwargs):
+            fitted.append(self)
+            return super().fit(X, *args, **kwargs)
+
+    def spy(m):
+        calls.append(m.module.pretraining)
+        type_init.init_types_by_kmeans(m)
+        m.is_trained_ = True
+        calls.append(m.get_type_assignments()["type"].to_numpy())
+        m.is_trained_ = False
+        m.module.train()
+
+    monkeypatch.setattr(type_init, "KMeans", SpyKMeans)
+    monkeypatch.setattr(cplmixvi.model._cplmixvi, "init_types_by_kmeans", spy)
+    model.train(max_epochs=8, enable_progress_bar=False)
+    assert len(calls) == 2 and calls[0] is False  # once, as the clustering phase starts
+    # the fused label of the new heads is the k-means cluster of the arms' joint codes
+    assert np.mean(calls[1] == fitted[0].labels_) > 0.99
+    assert model.history["consensus_kl_train"].iloc[-1, 0] > 0
