@@ -15,6 +15,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -40,7 +41,6 @@ def curve_callback(model, subset: np.ndarray, truth: np.ndarray, every: int, row
             model.is_trained_ = True  # the accessors refuse an untrained model
             table = model.get_type_assignments(indices=subset)
             model.is_trained_ = False
-            model.module.train()
             scores = clustering_scores(truth, table["type"].astype(str))
             rows.append(
                 {
@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs-factor", type=float, default=4.0)
     parser.add_argument("--every", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model-kwargs", type=json.loads, default={}, help="JSON, e.g. '{}'")
+    parser.add_argument("--tag", default="", help="suffix of the output file")
     parser.add_argument("--subset", type=int, default=4000)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "convergence")
@@ -82,7 +84,9 @@ def main(argv: list[str] | None = None) -> None:
     truth = adata.obs["cell_type"].astype(str).to_numpy()[subset]
     scvi.settings.seed = args.seed
     CplMixVI.setup_anndata(adata)
-    model = CplMixVI(adata, n_types=DATASETS[args.dataset], **CONFIGS[args.config])
+    model = CplMixVI(
+        adata, n_types=DATASETS[args.dataset], **CONFIGS[args.config], **args.model_kwargs
+    )
     default_epochs = int(min(400, max(20, 300_000 // adata.n_obs)))
     epochs = int(round(args.epochs_factor * default_epochs))
     rows: list = []
@@ -109,7 +113,9 @@ def main(argv: list[str] | None = None) -> None:
                 terms[key].iloc[:, 0].reindex(curve.index - 1).values
             )
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"convergence_{args.dataset}_{args.config}_x{args.epochs_factor:g}.csv"
+    path = (
+        args.out / f"convergence_{args.dataset}_{args.config}{args.tag}_x{args.epochs_factor:g}.csv"
+    )
     curve.to_csv(path)
     print(curve.round(3).to_string())
 

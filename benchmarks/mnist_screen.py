@@ -8,7 +8,7 @@ and each arm with the Hungarian accuracy, and appends a row (with the digit-by-c
 
 Usage::
 
-    python benchmarks/mnist_screen.py NAME '{"coupling_objective": "info", ...}'
+    python benchmarks/mnist_screen.py NAME '{"objective": "info", ...}'
         [--stroke '{}'] [--affine '{"strength": 1.5}'] [--n-cells 10000] [--epochs 40]
     python benchmarks/mnist_screen.py --summary-only
 

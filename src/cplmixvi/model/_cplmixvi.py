@@ -77,16 +77,15 @@ class CplMixVI(TraversalMixin, BaseModelClass):
     objective
         ``"consensus"`` (default): the arms are first trained as autoencoders for
         ``pretrain_epochs`` (see :meth:`train`), their type heads are then set to the k-means
-        clusters of their pretrained type codes, and every arm is trained towards the arms'
-        common sharpened target ``p`` (DEC-style, ``cluster_weight * KL(p || q_a)``), with
-        each arm's ELBO kept. ``"paper"``: Eq. 7 of the paper, the entropy bonus and the
-        perturbed Aitchison distance between the arms' relaxed type samples, from the first
-        epoch (``coupling_weight``, ``entropy_weight``, ``coupling_min_prob`` apply).
-        ``"info"``: the arms' aggregate type entropy minus their cross-entropy, weighted by
-        ``coupling_weight`` (:func:`cplmixvi.nn.information_coupling`; the MNIST recipe, with
-        ``coupling_weight=50``, ``entropy_weight=0``, ``marginal_entropy_weight=25``).
-    cluster_weight
-        Weight of the consensus term (``objective="consensus"``).
+        clusters of their pretrained type codes, and every arm is trained towards the arms' common
+        sharpened target ``p`` (``KL(p || q_a)``, :func:`cplmixvi.nn.sharpened_target`) while each
+        arm's ELBO keeps training its encoder, state and decoder, but not its type head (the type
+        sample enters them detached). ``"paper"``: Eq. 7 of the paper, the entropy bonus and the
+        perturbed Aitchison distance between the arms' relaxed type samples, from the first epoch
+        (``coupling_weight``, ``entropy_weight``, ``coupling_min_prob`` apply). ``"info"``: the
+        arms' aggregate type entropy minus their cross-entropy, weighted by ``coupling_weight``
+        (:func:`cplmixvi.nn.information_coupling`; the MNIST recipe, with ``coupling_weight=50``,
+        ``entropy_weight=0``, ``marginal_entropy_weight=25``).
     augmentation
         How each arm's copy of a training cell is made: ``"auto"`` (binomial thinning then gene
         dropout of counts, gene dropout for continuous data, none for one arm), ``"thinning"``,
@@ -132,7 +131,6 @@ class CplMixVI(TraversalMixin, BaseModelClass):
         entropy_weight: float = 1.0,
         marginal_entropy_weight: float = 0.0,
         objective: Literal["consensus", "paper", "info"] = "consensus",
-        cluster_weight: float = 1.0,
     ):
         super().__init__(adata)
         check_choice("gene_likelihood", gene_likelihood, ("nb", "zinb", "normal", "bernoulli"))
@@ -172,7 +170,6 @@ class CplMixVI(TraversalMixin, BaseModelClass):
             entropy_weight=entropy_weight,
             marginal_entropy_weight=marginal_entropy_weight,
             objective=objective,
-            cluster_weight=cluster_weight,
         )
         self._model_summary_string = (
             f"CplMixVI model with {n_arms} arm(s), {n_types} types, {n_state} state dimensions, "
@@ -462,12 +459,15 @@ class CplMixVI(TraversalMixin, BaseModelClass):
             check_input_values(matrix, self.module.gene_likelihood, "the given data")
         loader = self._make_data_loader(adata=adata, indices=indices, batch_size=batch_size)
         log_probs, states = [], []
+        was_training = self.module.training
+        self.module.eval()  # no augmentation, argmax types, batch-norm running statistics
         for tensors in loader:
             out = self.module.inference(
                 **self.module._get_inference_input(tensors), deterministic=True
             )
             log_probs.append(out["log_probs"].cpu())
             states.append(out["qs_mean"].cpu())
+        self.module.train(was_training)
         return torch.cat(log_probs, 1).numpy(), torch.cat(states, 1).numpy()
 
     def get_type_probabilities(

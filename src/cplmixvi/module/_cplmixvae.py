@@ -79,14 +79,13 @@ class CplMixVAE(BaseModuleClass):
         (:func:`cplmixvi.nn.marginal_entropy`), subtracted from the loss: it rewards using every
         category (0, the default, is Eq. 7).
     objective
-        ``"consensus"`` (default): after pretraining, every arm is trained towards the arms'
-        common sharpened type target, ``cluster_weight * KL(p || q_a)``; ``"paper"``: Eq. 7,
-        the entropy bonus and the perturbed Aitchison distance between the arms' relaxed
-        samples (``sigma`` from the dispersion of ``q(c|x)``, as in the reference code);
-        ``"info"``: the information coupling (:func:`cplmixvi.nn.information_coupling`) of
-        the MNIST recipe. See :meth:`loss`.
-    cluster_weight
-        ``gamma`` of the consensus term (``objective="consensus"``).
+        ``"consensus"`` (default): after pretraining, every arm is trained towards the arms' common
+        sharpened type target, ``KL(p || q_a)``, and the ELBO no longer reaches the type heads (the
+        type sample enters the state posterior and decoder detached); ``"paper"``: Eq. 7, the
+        entropy bonus and the perturbed Aitchison distance between the arms' relaxed samples
+        (``sigma`` from the dispersion of ``q(c|x)``, as in the reference code); ``"info"``: the
+        information coupling (:func:`cplmixvi.nn.information_coupling`) of the MNIST recipe. See
+        :meth:`loss`.
     """
 
     def __init__(
@@ -109,7 +108,6 @@ class CplMixVAE(BaseModuleClass):
         state_encoder: Literal["shared", "separate"] = "shared",
         marginal_entropy_weight: float = 0.0,
         objective: Literal["consensus", "paper", "info"] = "consensus",
-        cluster_weight: float = 1.0,
     ):
         super().__init__()
         self.n_types, self.n_state, self.n_arms = n_types, n_state, n_arms
@@ -121,7 +119,7 @@ class CplMixVAE(BaseModuleClass):
         self.augmenter = augmenter if augmenter is not None else Identity()
         self.min_prob, self.min_sigma = min_prob, min_sigma
         self.state_encoder = state_encoder
-        self.objective, self.cluster_weight = objective, cluster_weight
+        self.objective = objective
         # True while the arms are pretrained as autoencoders (deterministic soft type code,
         # no type terms); set by the training plan
         self.pretraining = False
@@ -180,7 +178,9 @@ class CplMixVAE(BaseModuleClass):
 
         During training every arm sees its own augmented copy and the type is a Gumbel-softmax
         sample at the current temperature; otherwise all arms see ``x`` and the type is the
-        one-hot argmax. ``deterministic`` returns the state mean instead of a sample.
+        one-hot argmax. While ``pretraining`` the type code is the posterior ``q(c|x)`` itself.
+        With ``objective="consensus"`` the type enters the state posterior and the decoder
+        detached after pretraining. ``deterministic`` returns the state mean instead of a sample.
         """
         xa = self.augmenter(x, self.n_arms) if self.training else x.expand(self.n_arms, *x.shape)
         counts = self.gene_likelihood in COUNT_LIKELIHOODS
@@ -197,6 +197,8 @@ class CplMixVAE(BaseModuleClass):
             c = gumbel_softmax(logits, tau=self.temperature)
         else:
             c = F.one_hot(logits.argmax(-1), self.n_types).to(logits.dtype)
+        if self.objective == "consensus" and not self.pretraining:
+            c = c.detach()  # the types learn from the consensus target, not from the ELBO
         if self.state_encoder == "separate":
             h = self.state_features(x_in, batch_index)
         state = self.state_head(torch.cat([h, c], dim=-1))
@@ -267,8 +269,9 @@ class CplMixVAE(BaseModuleClass):
         Every objective has each arm's negative ELBO of the state, ``rec_a + kl_weight *
         KL_s,a``; while ``pretraining`` that is all. Then, by ``objective``:
 
-        - ``"consensus"``: ``sum_a (rec_a + kl_weight * KL_s,a) + gamma * sum_a KL(p || q_a)``
-          with the arms' common sharpened target ``p`` (:func:`cplmixvi.nn.sharpened_target`);
+        - ``"consensus"``: ``sum_a (rec_a + kl_weight * KL_s,a) + sum_a KL(p || q_a)`` with the
+          arms' common sharpened target ``p`` (:func:`cplmixvi.nn.sharpened_target`); the ELBO
+          reaches the shared encoder but not the type heads (see :meth:`inference`);
         - ``"paper"`` (Eq. 7): ``sum_a w (rec_a + kl_weight * KL_s,a - H_a) + lambda *
           sum_{a<b} d_sigma^2(c_a, c_b)`` with ``w = A - 1`` (1 for a single arm);
         - ``"info"``: the same ELBO terms minus ``lambda * sum_{a<b} (H(q_ab(c)) - CE_ab)``
@@ -298,7 +301,7 @@ class CplMixVAE(BaseModuleClass):
         if self.objective == "consensus":
             consensus = consensus_kl(log_probs, sharpened_target(log_probs))
             metrics["consensus_kl"] = consensus.mean().detach()
-            return (elbo + self.cluster_weight * consensus).sum(0).mean()
+            return (elbo + consensus).sum(0).mean()
         weight = max(self.n_arms - 1, 1)
         loss = (weight * (elbo - self.entropy_weight * entropy).sum(0)).mean()
         if self.n_arms == 1:
