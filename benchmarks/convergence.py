@@ -55,6 +55,37 @@ def curve_callback(model, subset: np.ndarray, truth: np.ndarray, every: int, row
     return Curve()
 
 
+def summarise(out: Path, clustering_csv: Path) -> str:
+    """Markdown: the last evaluation of every 4x curve next to the 1x fits of clustering.py."""
+    one_x = pd.read_csv(clustering_csv) if clustering_csv.exists() else pd.DataFrame()
+    methods = {"default": "cplmixvi", "paper": "cplmixvi_paper"}
+    rows = []
+    for path in sorted(out.glob("convergence_*.csv")):
+        _, rest = path.stem.split("_", 1)
+        name = next(d for d in sorted(DATASETS_K, key=len, reverse=True) if rest.startswith(d))
+        config, factor = rest[len(name) + 1 :].rsplit("_x", 1)
+        seed = 0
+        if "_seed" in config:
+            config, seed = config.split("_seed")
+        curve = pd.read_csv(path)
+        last = curve.iloc[-1]
+        row = {"dataset": name, "config": config, "seed": int(seed), "epochs": int(last.epoch)}
+        fits = one_x[(one_x.get("dataset") == name) & (one_x.get("method") == methods.get(config))]
+        for col in ("acc", "ari", "ami"):
+            row[f"{col} 4x"] = round(float(last[col]), 3)
+            if len(fits):
+                same = fits[fits.seed == int(seed)][col]
+                row[f"{col} 1x (same seed)"] = round(float(same.iloc[0]), 3) if len(same) else None
+                row[f"{col} 1x s.d."] = round(float(fits[col].std()), 3)
+        row["types 4x"] = int(last.types_with_cells)
+        row["consensus 4x"] = round(float(last.consensus), 3)
+        rows.append(row)
+    return pd.DataFrame(rows).to_markdown(index=False)
+
+
+DATASETS_K = ("mop_10x", "pbmc_10x_4k", "worm_neuron", "mouse_bladder")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="mop_10x")
@@ -67,7 +98,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--subset", type=int, default=4000)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "convergence")
+    parser.add_argument(
+        "--summarise", action="store_true", help="only write results/convergence.md"
+    )
     args = parser.parse_args(argv)
+    if args.summarise:
+        table = summarise(args.out, args.out.parent / "clustering.csv")
+        (args.out.parent / "convergence.md").write_text(table + "\n")
+        print(table)
+        return
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import scvi
     import torch
@@ -113,9 +152,9 @@ def main(argv: list[str] | None = None) -> None:
                 terms[key].iloc[:, 0].reindex(curve.index - 1).values
             )
     args.out.mkdir(parents=True, exist_ok=True)
-    path = (
-        args.out / f"convergence_{args.dataset}_{args.config}{args.tag}_x{args.epochs_factor:g}.csv"
-    )
+    seed = f"_seed{args.seed}" if args.seed else ""
+    stem = f"convergence_{args.dataset}_{args.config}{args.tag}{seed}_x{args.epochs_factor:g}"
+    path = args.out / f"{stem}.csv"
     curve.to_csv(path)
     print(curve.round(3).to_string())
 

@@ -218,7 +218,11 @@ def _fit(compile: bool, epochs: int = 3) -> CplMixVI:
 def test_compiled_training_is_reproducible_and_close_to_eager():
     eager, compiled, again = _fit(False), _fit(True), _fit(True)
     state, state_again = compiled.module.state_dict(), again.module.state_dict()
-    assert all(torch.equal(state[key], state_again[key]) for key in state)  # one seed, one model
+    # one seed, one model up to float rounding: in one process the second fit reuses the
+    # graphs the first compiled (with dynamic sizes once the consensus phase recompiles them),
+    # whose kernels round differently (measured: at most 3e-7)
+    for key in state:
+        torch.testing.assert_close(state[key], state_again[key], rtol=1e-4, atol=1e-5)
     loss_eager = eager.history["elbo_train"].to_numpy(dtype=float).ravel()
     loss_compiled = compiled.history["elbo_train"].to_numpy(dtype=float).ravel()
     assert np.isfinite(loss_compiled).all()

@@ -83,9 +83,10 @@ def test_masked_module_equals_a_module_with_only_the_survivors():
         inf_s, out_s = _run(small, tensors)
         torch.testing.assert_close(inf["log_probs"][..., [0, 2, 4]], inf_s["log_probs"])
         assert torch.isneginf(inf["log_probs"][..., [1, 3]]).all()
-        # the coupling (of the probabilities, sigma of their spread) and the entropy see the
-        # survivors only, in training (batch statistics) and at inference
-        for key in ("coupling", "type_entropy"):
+        # the entropy sees the survivors only, in training (batch statistics) and at
+        # inference; so does the coupling of the argmax types (the training samples draw
+        # Gumbel noise for every category, so they differ between the two modules)
+        for key in ("type_entropy",) if train else ("coupling", "type_entropy"):
             torch.testing.assert_close(out.extra_metrics[key], out_s.extra_metrics[key])
         if not train:  # argmax types: state posterior, prior and decoder too, so the whole loss
             torch.testing.assert_close(out.loss, out_s.loss)
@@ -129,10 +130,10 @@ def test_state_dict_without_mask_loads_with_every_type():
 
 
 # ----- the pruning loop on a model --------------------------------------------------------------
-def _model(adata, n_types=6, n_arms=2, epochs=2, seed=0):
+def _model(adata, n_types=6, n_arms=2, epochs=2, seed=0, **kwargs):
     CplMixVI.setup_anndata(adata, layer="counts")
     scvi.settings.seed = seed
-    model = CplMixVI(adata, n_types=n_types, n_arms=n_arms, **SMALL)
+    model = CplMixVI(adata, n_types=n_types, n_arms=n_arms, **SMALL, **kwargs)
     model.train(max_epochs=epochs, **TRAIN)
     return model
 
@@ -143,7 +144,9 @@ def data(make_adata):
 
 
 def test_pruning_removes_the_planted_empty_type_first(data):
-    model = _model(data.copy())
+    # the paper's objective keeps every posterior soft, so type 4 alone is empty here (the
+    # consensus objective's sharp heads leave other categories empty after two epochs)
+    model = _model(data.copy(), objective="paper")
     model.module.type_head.bias.data[:, :, 4] = -50.0  # no cell can choose type 4
     history = model.prune(threshold=1.0, max_rounds=1, epochs_per_round=1, **TRAIN)
     assert history["removed"].iloc[0] == 4 and history["reason"].iloc[0] == "removed empty"
@@ -257,8 +260,8 @@ def two_arms(data):
 def test_more_arms_train_with_the_shapes_of_two(data, two_arms, n_arms):
     two = two_arms
     many = _model(data.copy(), n_types=4, n_arms=n_arms, epochs=2)
-    for key in ("elbo_train", "coupling_train"):
-        assert np.isfinite(many.history[key].to_numpy(dtype=float)).all()
+    for key in ("elbo_train", "consensus_kl_train"):
+        assert np.isfinite(many.history[key].dropna().to_numpy(dtype=float)).all()
     for name in ("get_type_probabilities", "get_latent_representation"):
         assert getattr(many, name)().shape == getattr(two, name)().shape
     assert many.get_type_assignments().shape == two.get_type_assignments().shape

@@ -255,7 +255,7 @@ def test_ddp_on_two_cpu_processes_trains_saves_and_loads(make_adata, tmp_path):
     assert info["train_batches"] == int(np.ceil(info["n_train"] / 2 / 32))
     losses = info["history"]["train_loss"]
     assert len(losses) == 3 and np.all(np.isfinite(losses))
-    assert np.all(np.isfinite(info["history"]["coupling_train"]))
+    assert np.all(np.isfinite(info["history"]["consensus_kl_train"]))
 
     adata = make_adata(n_cells=256, n_genes=30, n_types=3, seed=2)
     model = CplMixVI.load(str(tmp_path / "model"), adata)

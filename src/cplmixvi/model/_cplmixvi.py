@@ -173,7 +173,7 @@ class CplMixVI(TraversalMixin, BaseModelClass):
         )
         self._model_summary_string = (
             f"CplMixVI model with {n_arms} arm(s), {n_types} types, {n_state} state dimensions, "
-            f"likelihood {gene_likelihood!r}, state prior {state_prior!r}, coupling weight "
+            f"likelihood {gene_likelihood!r}, state prior {state_prior!r}, "
             f"objective {objective!r}, augmentation {augmenter}, "
             f"{n_layers}x{n_hidden} hidden layers, {max(n_batch, 1)} batch(es)."
         )
@@ -320,6 +320,11 @@ class CplMixVI(TraversalMixin, BaseModelClass):
             eager speed, 2x with ``precision="bf16-mixed"`` (bfloat16 matrix units), after
             about a minute of compilation at the first step; close to, not bit-identical with,
             the eager model of the same seed.
+        pretrain_epochs
+            Epochs at the start during which the arms are trained as autoencoders only; the
+            type heads are then set from k-means on the arms' type codes (see ``objective``).
+            Default: half of ``max_epochs`` for the first fit of a consensus model, 0 otherwise
+            (continued training, pruning rounds and the other objectives).
         plan_kwargs
             Extra arguments for :class:`~cplmixvi.train.CplMixTrainingPlan`, e.g.
             ``{"max_kl_weight": 0.25}`` to weight the state's KL term by 0.25 (the setting for
@@ -337,8 +342,7 @@ class CplMixVI(TraversalMixin, BaseModelClass):
             self.module.augmenter = get_augmenter(
                 augmentation, self.module.gene_likelihood, self.module.n_arms
             )
-        if pretrain_epochs is None:
-            pretrain_epochs = max_epochs // 2 if self.module.objective == "consensus" else 0
+        pretrain_epochs = self._pretrain_epochs(pretrain_epochs, max_epochs)
         plan_kwargs = {
             "lr": lr,
             "pretrain_epochs": pretrain_epochs,
@@ -576,6 +580,23 @@ class CplMixVI(TraversalMixin, BaseModelClass):
         return super().load(dir_path, adata=adata, prefix=prefix, **kw)
 
     # ----- helpers ------------------------------------------------------------------------
+    def _pretrain_epochs(self, pretrain_epochs: int | None, max_epochs: int) -> int:
+        """Pretraining epochs of this call: half of a first consensus fit, else none."""
+        first_fit = self.module.objective == "consensus" and not self.is_trained_
+        if pretrain_epochs is None:
+            return max_epochs // 2 if first_fit else 0
+        if not 0 <= pretrain_epochs < max_epochs:
+            raise ValueError(
+                f"pretrain_epochs must be in [0, max_epochs) = [0, {max_epochs}), got "
+                f"{pretrain_epochs}; the clustering phase needs at least one epoch."
+            )
+        if pretrain_epochs and self.module.is_pruned:
+            raise ValueError(
+                "pretrain_epochs > 0 starts the type heads afresh from k-means, which a pruned "
+                "model cannot do; continue training it with pretrain_epochs=0."
+            )
+        return pretrain_epochs
+
     def _data_description(self) -> str:
         field = self.adata_manager.data_registry[REGISTRY_KEYS.X_KEY]
         mod = getattr(field, "mod_key", None)

@@ -274,7 +274,8 @@ class CplMixVAE(BaseModuleClass):
           reaches the shared encoder but not the type heads (see :meth:`inference`);
         - ``"paper"`` (Eq. 7): ``sum_a w (rec_a + kl_weight * KL_s,a - H_a) + lambda *
           sum_{a<b} d_sigma^2(c_a, c_b)`` with ``w = A - 1`` (1 for a single arm);
-        - ``"info"``: the same ELBO terms minus ``lambda * sum_{a<b} (H(q_ab(c)) - CE_ab)``
+        - ``"info"``: the paper's weighted ELBO and entropy terms minus
+          ``lambda * sum_{a<b} (H(q_ab(c)) - CE_ab)``
           (:func:`cplmixvi.nn.information_coupling`).
 
         ``marginal_entropy_weight`` ``> 0`` subtracts ``gamma_m * sum_a H(q_a(c))``.
@@ -287,21 +288,23 @@ class CplMixVAE(BaseModuleClass):
         entropy = -(log_probs.exp() * log_probs).sum(-1)
         metrics = self._loss_metrics(rec, kl_state, entropy, inf["log_probs"])
         elbo = rec + kl_weight * kl_state
+        if self.objective == "consensus":  # logged from the first epoch on
+            consensus = consensus_kl(log_probs, sharpened_target(log_probs))
+            metrics["consensus_kl"] = consensus.mean().detach()
         if self.pretraining:
             return self._loss_output(elbo.sum(0).mean(), rec, kl_state, metrics)
         marginal = marginal_entropy(log_probs)
         metrics["marginal_entropy"] = marginal.mean().detach()
-        loss = self._type_loss(elbo, entropy, log_probs, c, metrics)
+        if self.objective == "consensus":
+            loss = (elbo + consensus).sum(0).mean()
+        else:
+            loss = self._type_loss(elbo, entropy, log_probs, c, metrics)
         if self.marginal_entropy_weight:
             loss = loss - self.marginal_entropy_weight * marginal.sum()
         return self._loss_output(loss, rec, kl_state, metrics)
 
     def _type_loss(self, elbo, entropy, log_probs, c, metrics: dict) -> torch.Tensor:
-        """The objective's minibatch loss from the per-arm ELBO terms and type posteriors."""
-        if self.objective == "consensus":
-            consensus = consensus_kl(log_probs, sharpened_target(log_probs))
-            metrics["consensus_kl"] = consensus.mean().detach()
-            return (elbo + consensus).sum(0).mean()
+        """The paper's or the info objective's minibatch loss (weighted ELBO and type terms)."""
         weight = max(self.n_arms - 1, 1)
         loss = (weight * (elbo - self.entropy_weight * entropy).sum(0)).mean()
         if self.n_arms == 1:

@@ -1,0 +1,82 @@
+"""Wall time of one default fit of 10 000 cells x 2 000 genes on this machine's CPU.
+
+Simulated counts (``cplmixvi.data.simulate``, 20 types), ``CplMixVI(adata, n_types=20)`` with
+the package defaults, ``model.train()`` timed from the call to its return (pretraining, the
+k-means start and the consensus epochs; with ``--compile`` the compilation is included), then
+``get_type_assignments()``. Each variant runs in a fresh process with the given torch threads.
+Writes ``benchmarks/results/fit_time.md``.
+
+Usage::
+
+    python benchmarks/fit_time.py --threads 2 --variants eager compiled
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+VARIANTS = {"eager": {}, "compiled": {"compile": True}}
+
+
+def run_one(variant: str, threads: int, n_cells: int, n_genes: int) -> dict:
+    """One timed default fit in this (fresh) process."""
+    import scvi
+    import torch
+
+    import cplmixvi
+
+    torch.set_num_threads(threads)
+    adata = cplmixvi.data.simulate(n_cells=n_cells, n_genes=n_genes, n_types=20, seed=0)
+    scvi.settings.seed = 0
+    cplmixvi.CplMixVI.setup_anndata(adata, layer="counts")
+    model = cplmixvi.CplMixVI(adata, n_types=20)
+    start = time.perf_counter()
+    model.train(accelerator="cpu", enable_progress_bar=False, **VARIANTS[variant])
+    train_s = time.perf_counter() - start
+    labels = model.get_type_assignments()["type"]
+    from cplmixvi.metrics import clustering_scores
+
+    scores = clustering_scores(adata.obs["cell_type"].astype(str), labels.astype(str))
+    return {
+        "variant": variant,
+        "cells": n_cells,
+        "genes": n_genes,
+        "epochs": len(model.history["elbo_train"]),
+        "train_s": round(train_s, 1),
+        "fit_and_label_s": round(time.perf_counter() - start, 1),
+        "ari_vs_planted": round(scores["ari"], 3),
+        "torch_threads": threads,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset"),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--n-cells", type=int, default=10_000)
+    parser.add_argument("--n-genes", type=int, default=2_000)
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    args = parser.parse_args(argv)
+    rows = []
+    for variant in args.variants:
+        with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+            job = pool.submit(run_one, variant, args.threads, args.n_cells, args.n_genes)
+            rows.append(job.result())
+        print(rows[-1])
+    table = pd.DataFrame(rows).to_markdown(index=False)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "fit_time.md").write_text(table + "\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
