@@ -110,3 +110,23 @@ def test_train_initialises_the_heads_by_kmeans(make_adata, monkeypatch):
     # the fused label of the new heads is the k-means cluster of the arms' joint codes
     assert np.mean(calls[1] == fitted[0].labels_) > 0.99
     assert model.history["consensus_kl_train"].iloc[-1, 0] > 0
+
+
+def test_pretraining_epochs_are_checked_and_skipped_once_trained(make_adata):
+    import scvi
+
+    adata = make_adata(n_cells=120, n_genes=20)
+    cplmixvi.CplMixVI.setup_anndata(adata, layer="counts")
+    scvi.settings.seed = 0
+    model = cplmixvi.CplMixVI(adata, n_types=3, n_hidden=16, n_layers=1)
+    with pytest.raises(ValueError, match=r"pretrain_epochs must be in \[0, max_epochs\)"):
+        model.train(max_epochs=3, pretrain_epochs=3)
+    model.train(max_epochs=2, enable_progress_bar=False)
+    heads = model.module.type_head.weight.detach().clone()
+    model.module.type_head.weight.data[:, :, 0] += 1.0  # a later fit must not restart the heads
+    model.train(max_epochs=1, enable_progress_bar=False)  # no pretraining, no k-means
+    moved = (model.module.type_head.weight.detach() - heads)[:, :, 0]
+    assert float(moved.abs().mean()) > 0.5
+    model.module.remove_types([2])
+    with pytest.raises(ValueError, match="pruned model"):
+        model.train(max_epochs=2, pretrain_epochs=1)

@@ -287,8 +287,8 @@ class CplMixVI(TraversalMixin, BaseModelClass):
         ----------
         max_epochs
             Passes over the training cells; default ``min(400, max(20, 300 000 // n_cells))``
-            (about 1 200 minibatch steps), which suits the coupling: much longer training lets
-            the arms agree on fewer types.
+            (about 1 200 minibatch steps); with the consensus objective longer training
+            holds or improves the types (``docs/model.md``).
         lr
             Adam learning rate.
         batch_size
