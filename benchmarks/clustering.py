@@ -149,9 +149,6 @@ def mean_sd(grouped, cols: list[str]) -> pd.DataFrame:
 def summarise(results: pd.DataFrame) -> str:
     """Markdown table: mean +- s.d. over seeds of each score, per dataset and method."""
     cols = ["acc", "ari", "ami", "consensus"]
-    results = results.assign(
-        consensus=results["consensus"].where(~results["method"].isin(BASELINES))
-    )
     order = {name: i for i, name in enumerate([*DATASETS, *METHODS])}
     results = results.sort_values(["dataset", "method"], key=lambda col: col.map(order))
     grouped = results.groupby(["dataset", "method"], sort=False)

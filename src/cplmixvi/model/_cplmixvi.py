@@ -20,7 +20,7 @@ from cplmixvi.augment import Augmenter, get_augmenter
 from cplmixvi.model._pruning import prune_types
 from cplmixvi.model._results import assignments, fuse
 from cplmixvi.model._traversal import TraversalMixin
-from cplmixvi.model._type_init import init_types_by_kmeans
+from cplmixvi.model._type_init import checked_pretrain_epochs, init_types_by_kmeans
 from cplmixvi.model._validation import (
     check_choice,
     check_input_values,
@@ -342,7 +342,7 @@ class CplMixVI(TraversalMixin, BaseModelClass):
             self.module.augmenter = get_augmenter(
                 augmentation, self.module.gene_likelihood, self.module.n_arms
             )
-        pretrain_epochs = self._pretrain_epochs(pretrain_epochs, max_epochs)
+        pretrain_epochs = checked_pretrain_epochs(self, pretrain_epochs, max_epochs)
         plan_kwargs = {
             "lr": lr,
             "pretrain_epochs": pretrain_epochs,
@@ -461,6 +461,13 @@ class CplMixVI(TraversalMixin, BaseModelClass):
         if new_data:
             matrix = self.get_anndata_manager(adata).get_from_registry(REGISTRY_KEYS.X_KEY)
             check_input_values(matrix, self.module.gene_likelihood, "the given data")
+        return self._infer(adata, indices, batch_size)
+
+    @torch.inference_mode()
+    def _infer(
+        self, adata: AnnData, indices: Sequence[int] | None, batch_size: int | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_encode` without its checks: also usable while the model is training."""
         loader = self._make_data_loader(adata=adata, indices=indices, batch_size=batch_size)
         log_probs, states = [], []
         was_training = self.module.training
@@ -580,23 +587,6 @@ class CplMixVI(TraversalMixin, BaseModelClass):
         return super().load(dir_path, adata=adata, prefix=prefix, **kw)
 
     # ----- helpers ------------------------------------------------------------------------
-    def _pretrain_epochs(self, pretrain_epochs: int | None, max_epochs: int) -> int:
-        """Pretraining epochs of this call: half of a first consensus fit, else none."""
-        first_fit = self.module.objective == "consensus" and not self.is_trained_
-        if pretrain_epochs is None:
-            return max_epochs // 2 if first_fit else 0
-        if not 0 <= pretrain_epochs < max_epochs:
-            raise ValueError(
-                f"pretrain_epochs must be in [0, max_epochs) = [0, {max_epochs}), got "
-                f"{pretrain_epochs}; the clustering phase needs at least one epoch."
-            )
-        if pretrain_epochs and self.module.is_pruned:
-            raise ValueError(
-                "pretrain_epochs > 0 starts the type heads afresh from k-means, which a pruned "
-                "model cannot do; continue training it with pretrain_epochs=0."
-            )
-        return pretrain_epochs
-
     def _data_description(self) -> str:
         field = self.adata_manager.data_registry[REGISTRY_KEYS.X_KEY]
         mod = getattr(field, "mod_key", None)

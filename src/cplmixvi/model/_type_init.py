@@ -1,4 +1,4 @@
-"""Initialising the arms' type heads from k-means on their pretrained type codes."""
+"""The start of the consensus objective: pretraining length, then k-means type heads."""
 
 from __future__ import annotations
 
@@ -10,20 +10,22 @@ from sklearn.cluster import KMeans
 MAX_CELLS = 50_000
 
 
-@torch.inference_mode()
-def centred_codes(model, indices: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """Each arm's centred log posterior (the clr of ``q(c|x)``), shape ``(A, n, K)``."""
-    module = model.module
-    was_training = module.training
-    module.eval()
-    loader = model._make_data_loader(adata=model.adata, indices=indices, batch_size=batch_size)
-    codes = []
-    for tensors in loader:
-        out = module.inference(**module._get_inference_input(tensors), deterministic=True)
-        log_probs = out["log_probs"]
-        codes.append((log_probs - log_probs.mean(-1, keepdim=True)).cpu())
-    module.train(was_training)
-    return torch.cat(codes, 1).numpy()
+def checked_pretrain_epochs(model, pretrain_epochs: int | None, max_epochs: int) -> int:
+    """Pretraining epochs of a ``train`` call: half of a first consensus fit, else none."""
+    first_fit = model.module.objective == "consensus" and not model.is_trained_
+    if pretrain_epochs is None:
+        return max_epochs // 2 if first_fit else 0
+    if not 0 <= pretrain_epochs < max_epochs:
+        raise ValueError(
+            f"pretrain_epochs must be in [0, max_epochs) = [0, {max_epochs}), got "
+            f"{pretrain_epochs}; the clustering phase needs at least one epoch."
+        )
+    if pretrain_epochs and model.module.is_pruned:
+        raise ValueError(
+            "pretrain_epochs > 0 starts the type heads afresh from k-means, which a pruned "
+            "model cannot do; continue training it with pretrain_epochs=0."
+        )
+    return pretrain_epochs
 
 
 def init_types_by_kmeans(model, n_init: int = 10) -> None:
@@ -41,7 +43,8 @@ def init_types_by_kmeans(model, n_init: int = 10) -> None:
     indices = None
     if n_cells > MAX_CELLS:
         indices = np.sort(rng.choice(n_cells, MAX_CELLS, replace=False))
-    codes = centred_codes(model, indices)
+    log_probs, _ = model._infer(model.adata, indices, 1024)
+    codes = log_probs - log_probs.mean(-1, keepdims=True)  # the clr of each arm's q(c|x)
     n_arms, n, k = codes.shape
     joined = codes.transpose(1, 0, 2).reshape(n, n_arms * k)
     kmeans = KMeans(k, n_init=n_init, random_state=scvi.settings.seed).fit(joined)
