@@ -39,9 +39,9 @@ def init_types_by_kmeans(model, n_init: int = 10) -> None:
     category ids.
     """
     n_cells, module = model.adata.n_obs, model.module
-    rng = np.random.default_rng(scvi.settings.seed)
     indices = None
     if n_cells > MAX_CELLS:
+        rng = np.random.default_rng(scvi.settings.seed)
         indices = np.sort(rng.choice(n_cells, MAX_CELLS, replace=False))
     log_probs, _ = model._infer(model.adata, indices, 1024)
     codes = log_probs - log_probs.mean(-1, keepdims=True)  # the clr of each arm's q(c|x)
