@@ -186,6 +186,7 @@ def plot(
             selected=int(pruned.loc[seed, "selected_k"]),
             agreement=wide,
             ax=ax,
+            show=False,
         )
         ax.set_title(f"seed {seed}: consensus of the 2 arms")
     ax = axes[-1]

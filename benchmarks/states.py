@@ -201,6 +201,7 @@ def simulator_figure(trav, scores, adata, matched, slug: str) -> None:
         types=types,
         state_dim=dims,
         type_names={matched[n]: f"type {matched[n]} = {n}" for n in names},
+        show=False,
     )
     axes[0].figure.savefig(FIGURES / f"simulator_traversal_{slug}.png", dpi=130)
 
@@ -356,24 +357,26 @@ def mop_figures(trav, scores, chosen, top, markers, mapping, slug: str) -> None:
     seen = {g for v in sets.values() for g in v}
     sets["markers"] = list(dict.fromkeys(g for t in chosen for g in markers[t] if g not in seen))
     names = {t: f"type {t} = {mapping[t]}" for t in chosen}
-    axes = cplmixvi.pl.traversal_heatmap(trav, sets, types=chosen, state_dim=dims, type_names=names)
+    axes = cplmixvi.pl.traversal_heatmap(
+        trav, sets, types=chosen, state_dim=dims, type_names=names, show=False
+    )
     axes[0].figure.savefig(FIGURES / f"mop_traversal_{slug}.png", dpi=130)
     for t in chosen:
         own = {"state genes (ranked)": top[t], "markers": markers[t]}
         axes = cplmixvi.pl.traversal_heatmap(
-            trav, own, types=[t], state_dim=dims[t], type_names=names
+            trav, own, types=[t], state_dim=dims[t], type_names=names, show=False
         )
         name = mapping[t].replace(" ", "_").replace("/", "")
         axes[0].figure.savefig(FIGURES / f"mop_traversal_{slug}_{name}.png", dpi=130)
 
 
 def overview_figures(adata, mapping) -> None:
-    ax = cplmixvi.pl.confusion(adata, "cplmixvi_type", "cell_type", order="cluster")
+    ax = cplmixvi.pl.confusion(adata, "cplmixvi_type", "cell_type", order="cluster", show=False)
     ax.figure.savefig(FIGURES / "mop_confusion.png", dpi=110)
     sizes = adata.obs["cplmixvi_type"].value_counts()
     shown = [t for t in sizes.index.astype(str) if sizes[t] >= 30]
     axes = cplmixvi.pl.state_distributions(
-        adata, types=shown, type_names={t: f"{t} {mapping.get(t, '')}" for t in shown}
+        adata, types=shown, type_names={t: f"{t} {mapping.get(t, '')}" for t in shown}, show=False
     )
     axes[0].figure.savefig(FIGURES / "mop_state_distributions.png", dpi=110)
 

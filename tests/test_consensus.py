@@ -137,7 +137,7 @@ def test_select_n_types_from_the_history():
 def test_pruning_curve_plot(tmp_path):
     history = _history()
     agreement = pd.DataFrame(np.linspace(0, 1, 5 * 8).reshape(5, 8))
-    ax = pl.pruning_curve(history, threshold=0.95, selected=5, agreement=agreement)
+    ax = pl.pruning_curve(history, threshold=0.95, selected=5, agreement=agreement, show=False)
     assert isinstance(ax, Axes)
     lines = {line.get_label(): line for line in ax.get_lines()}
     np.testing.assert_array_equal(lines["mean over categories"].get_xdata(), [8, 7, 6, 5, 4])

@@ -65,7 +65,7 @@ def test_confusion_table_follows_tree_and_matching():
 
 def test_confusion_plot_ordered_by_tree(tmp_path):
     adata = _labelled()
-    ax = cplmixvi.pl.confusion(adata, order="tree", tree=TREE)
+    ax = cplmixvi.pl.confusion(adata, order="tree", tree=TREE, show=False)
     assert isinstance(ax, Axes)
     assert [t.get_text() for t in ax.get_yticklabels()] == ["B", "D", "A", "C"]
     assert [t.get_text() for t in ax.get_xticklabels()][:4] == ["0", "2", "3", "1"]
@@ -98,6 +98,7 @@ def test_traversal_heatmap(tmp_path):
         state_dim={"0": 1, "1": 0},
         type_names={"0": "first"},
         pseudocount=0.0,
+        show=False,
     )
     assert len(axes) == 2 and all(isinstance(ax, Axes) for ax in axes)
     assert axes[0].get_title() == "first\nstate dim 1"
@@ -120,7 +121,7 @@ def test_state_distributions(tmp_path):
     rng = np.random.default_rng(0)
     adata = _labelled()
     adata.obsm["X_cplmixvi_state"] = rng.normal(size=(adata.n_obs, 2))
-    axes = cplmixvi.pl.state_distributions(adata, type_names={"3": "3 (A)"})
+    axes = cplmixvi.pl.state_distributions(adata, type_names={"3": "3 (A)"}, show=False)
     assert len(axes) == 2 and all(isinstance(ax, Axes) for ax in axes)
     ticks = [t.get_text() for t in axes[0].get_xticklabels()]
     assert ticks[0] == "3 (A)"  # largest type first

@@ -98,7 +98,7 @@ def test_pc1_on_the_prior_grid_and_in_the_ranking(planted):
     assert list(top) == ["0"] and len(top["0"]) == 4
     flat = cplmixvi.tl.check_flat(trav, ["gene0"])
     assert flat["state_dim"].tolist() == ["pc1"]
-    ax = cplmixvi.pl.traversal_heatmap(trav, top["0"], state_dim="pc1")[0]
+    ax = cplmixvi.pl.traversal_heatmap(trav, top["0"], state_dim="pc1", show=False)[0]
     assert "principal axis" in ax.get_title()
 
 

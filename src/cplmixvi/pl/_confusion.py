@@ -11,6 +11,7 @@ from anndata import AnnData
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from cplmixvi.pl._utils import finish, new_figure
 from cplmixvi.tl import confusion_table
 
 
@@ -23,7 +24,10 @@ def confusion(
     normalize: Literal["row", "column"] | None = "row",
     ax: Axes | None = None,
     cmap: str = "Blues",
-) -> Axes:
+    *,
+    show: bool | None = None,
+    return_fig: bool = False,
+) -> Axes | Figure | None:
     """Heatmap of reference labels (rows) against inferred types (columns).
 
     Rows follow a taxonomy (``order="tree"`` with ``tree``, e.g. the Allen Institute's
@@ -44,17 +48,21 @@ def confusion(
         Axes to draw into; a new figure sized to the table by default.
     cmap
         Colour map.
+    show
+        Show the figure and return ``None``; ``None`` follows ``scanpy.settings.autoshow``
+        (true by default, so notebooks display the plot without further code).
+    return_fig
+        Return the :class:`~matplotlib.figure.Figure` instead (not shown).
 
     Returns
     -------
-    The Axes (no pyplot state is touched).
+    The Axes (with ``show=False``), the figure (``return_fig=True``) or ``None`` (shown).
     """
     table = confusion_table(adata, type_key, labels_key, order, tree, normalize)
     n_rows, n_cols = table.shape
     if ax is None:
         size = (max(4.5, 2.5 + 0.16 * n_cols), max(3.5, 1.8 + 0.16 * n_rows))
-        fig = Figure(figsize=size, layout="constrained")
-        ax = fig.subplots()
+        ax = new_figure(size).subplots()
     image = ax.imshow(table.to_numpy(np.float64), aspect="auto", cmap=cmap, vmin=0)
     size = float(np.clip(260 / max(n_rows, n_cols, 1), 4, 9))
     ax.set_yticks(range(n_rows), table.index.astype(str), fontsize=size)
@@ -63,4 +71,4 @@ def confusion(
     ax.set_xlabel(type_key)
     label = {"row": "fraction of label", "column": "fraction of type", None: "cells"}[normalize]
     ax.figure.colorbar(image, ax=ax, shrink=0.5, pad=0.01, label=label)
-    return ax
+    return finish(ax.figure, ax, show, return_fig)

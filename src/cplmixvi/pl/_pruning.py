@@ -6,6 +6,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from cplmixvi.pl._utils import finish, new_figure
 from cplmixvi.tl._select import pruning_history
 
 
@@ -16,7 +17,10 @@ def pruning_curve(
     agreement=None,
     ax: Axes | None = None,
     key_prefix: str = "cplmixvi",
-) -> Axes:
+    *,
+    show: bool | None = None,
+    return_fig: bool = False,
+) -> Axes | Figure | None:
     """Mean and minimum per-category agreement between arms at each K of a pruning run.
 
     Parameters
@@ -32,19 +36,25 @@ def pruning_curve(
         Per-round, per-category agreement (``model.pruning_agreement_``) to draw as points;
         taken from ``source`` when it is a model.
     ax
-        Axes to draw on; a new figure when ``None`` (no pyplot state is touched).
+        Axes to draw on; a new figure when ``None``.
     key_prefix
         Prefix the results were written with (AnnData only).
+    show
+        Show the figure and return ``None``; ``None`` follows ``scanpy.settings.autoshow``
+        (true by default, so notebooks display the plot without further code).
+    return_fig
+        Return the :class:`~matplotlib.figure.Figure` instead (not shown).
 
     Returns
     -------
-    The Axes. K decreases from left to right, as pruning proceeds.
+    The Axes (with ``show=False``), the figure (``return_fig=True``) or ``None`` (shown).
+    K decreases from left to right, as pruning proceeds.
     """
     history = pruning_history(source, key_prefix)
     if agreement is None:
         agreement = getattr(source, "pruning_agreement_", None)
     if ax is None:
-        ax = Figure(figsize=(6, 4)).subplots()
+        ax = new_figure((6, 4), layout=None).subplots()
     k = history["n_types"].to_numpy()
     if agreement is not None:
         values = agreement.to_numpy(dtype=float)
@@ -70,4 +80,4 @@ def pruning_curve(
     ax.set_xlabel("number of types K (pruning proceeds to the right)")
     ax.set_ylabel("agreement between arms")
     ax.legend(fontsize="small", loc="upper left", framealpha=0.9)  # curves rise to the right
-    return ax
+    return finish(ax.figure, ax, show, return_fig)

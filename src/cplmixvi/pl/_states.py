@@ -11,6 +11,8 @@ from anndata import AnnData
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from cplmixvi.pl._utils import finish, new_figure
+
 
 def state_distributions(
     adata: AnnData,
@@ -20,7 +22,10 @@ def state_distributions(
     types: Sequence[str] | None = None,
     type_names: Mapping[str, str] | None = None,
     min_cells: int = 5,
-) -> list[Axes]:
+    *,
+    show: bool | None = None,
+    return_fig: bool = False,
+) -> list[Axes] | Figure | None:
     """Violin plot of each state dimension per type (one panel per dimension).
 
     Parameters
@@ -39,10 +44,16 @@ def state_distributions(
         Optional ``{type: tick label}`` (e.g. the matched reference labels).
     min_cells
         Smallest type drawn when ``types`` is ``None``.
+    show
+        Show the figure and return ``None``; ``None`` follows ``scanpy.settings.autoshow``
+        (true by default, so notebooks display the plot without further code).
+    return_fig
+        Return the :class:`~matplotlib.figure.Figure` instead (not shown).
 
     Returns
     -------
-    One Axes per state dimension, on a new figure (no pyplot state is touched).
+    One Axes per state dimension on a new figure (with ``show=False``), the figure
+    (``return_fig=True``) or ``None`` (shown).
     """
     if type_key not in adata.obs or state_key not in adata.obsm:
         raise KeyError(
@@ -58,7 +69,7 @@ def state_distributions(
     types = [str(t) for t in types]
     keep = labels.isin(types).to_numpy()
     names = [(type_names or {}).get(t, t) for t in types]
-    fig = Figure(figsize=(max(4.0, 1.5 + 0.3 * len(types)), 2.6 * len(dims)), layout="constrained")
+    fig = new_figure((max(4.0, 1.5 + 0.3 * len(types)), 2.6 * len(dims)))
     axes = fig.subplots(len(dims), 1, squeeze=False)[:, 0]
     for ax, d in zip(axes, dims, strict=True):
         frame = pd.DataFrame(
@@ -83,4 +94,4 @@ def state_distributions(
         ax.set_xlabel("")
         ax.tick_params(axis="x", rotation=90, labelsize=7)
     axes[-1].set_xlabel(type_key)
-    return list(axes)
+    return finish(fig, list(axes), show, return_fig)

@@ -10,6 +10,8 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from cplmixvi.pl._utils import finish, new_figure
+
 GeneSets = Sequence[str] | Mapping[str, Sequence[str]]
 
 
@@ -23,7 +25,10 @@ def traversal_heatmap(
     pseudocount: float = 1.0,
     vmax: float | None = None,
     cmap: str = "RdBu_r",
-) -> list[Axes]:
+    *,
+    show: bool | None = None,
+    return_fig: bool = False,
+) -> list[Axes] | Figure | None:
     """Heatmap of the expression change along a state dimension, genes grouped by gene set.
 
     Each panel is one type: columns are the grid of the state value, rows the genes (grouped by
@@ -54,10 +59,16 @@ def traversal_heatmap(
         Colour limit in log2 fold change; default the largest absolute change (at least 0.5).
     cmap
         Diverging colour map.
+    show
+        Show the figure and return ``None``; ``None`` follows ``scanpy.settings.autoshow``
+        (true by default, so notebooks display the plot without further code).
+    return_fig
+        Return the :class:`~matplotlib.figure.Figure` instead (not shown).
 
     Returns
     -------
-    One Axes per type, on a new figure (no pyplot state is touched).
+    One Axes per type on a new figure (with ``show=False``), the figure (``return_fig=True``)
+    or ``None`` (shown).
 
     Examples
     --------
@@ -70,7 +81,7 @@ def traversal_heatmap(
     ordered = [g for members in sets.values() for g in members]
     panels = [_panel_matrix(traversal, t, dims[t], arm, ordered, pseudocount) for t in panel_types]
     limit = vmax or max(0.5, max(float(np.nanmax(np.abs(m.to_numpy()))) for m in panels))
-    fig = Figure(figsize=(1.5 + 2.9 * len(panels), 1.2 + 0.22 * len(ordered)), layout="constrained")
+    fig = new_figure((1.5 + 2.9 * len(panels), 1.2 + 0.22 * len(ordered)))
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for i, (ax, t, matrix) in enumerate(zip(axes, panel_types, panels, strict=True)):
         image = ax.imshow(matrix.to_numpy(), aspect="auto", cmap=cmap, vmin=-limit, vmax=limit)
@@ -80,7 +91,7 @@ def traversal_heatmap(
         ax.set_title(f"{title}\n{axis}", fontsize=9)
     colorbar = fig.colorbar(image, ax=list(axes), shrink=0.6, pad=0.02)
     colorbar.set_label("log2 fold change vs median state", fontsize=8)
-    return list(axes)
+    return finish(fig, list(axes), show, return_fig)
 
 
 def _panel_matrix(

@@ -1,8 +1,7 @@
-"""UMAP of the inferred cell types, scanpy style."""
+"""UMAP of the inferred cell types, named and coloured by their matched reference labels."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import scanpy as sc
 from anndata import AnnData
@@ -11,80 +10,116 @@ from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
 from cplmixvi.metrics import hungarian_mapping
+from cplmixvi.pl._utils import finish, new_figure
+
+_SPARE = ("#7f7f7f", "#bcbd22", "#17becf", "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5")
 
 
 def types_umap(
-    adata: AnnData, labels_key: str | None = None, seed: int = 0, key_prefix: str = "cplmixvi"
-) -> list[Axes]:
-    """UMAP of inferred types, beside the reference labels when given.
+    adata: AnnData,
+    labels_key: str | None = None,
+    key_prefix: str = "cplmixvi",
+    basis: str = "cplmixvi_umap",
+    *,
+    show: bool | None = None,
+    return_fig: bool = False,
+) -> list[Axes] | Figure | None:
+    """UMAP of the inferred types, beside the reference labels when given.
 
-    Computes the neighbour graph and UMAP (into ``adata.obsp`` / ``obsm["X_umap"]``) on the
-    fused type probabilities plus 0.1 x the standardised states of all arms, as written by
-    :meth:`cplmixvi.CplMixVI.write_results`. Each inferred type is coloured like the reference
-    label it is matched to (Hungarian matching), so the panels can be compared at a glance.
+    Draws the embedding :func:`cplmixvi.tl.types_umap` computed; ``adata`` is not changed.
+    With ``labels_key``, each inferred type is named after the reference label it is matched
+    to by Hungarian matching (:func:`cplmixvi.metrics.hungarian_mapping`), e.g.
+    ``"CD14+ Monocyte (3)"`` for type 3, and drawn in that label's colour, so that the panels
+    can be compared at a glance; unmatched types keep their id and get a grey-ish colour.
 
     Parameters
     ----------
     adata
-        AnnData with the model's results.
+        AnnData with the model's results and ``obsm[f"X_{basis}"]``.
     labels_key
         Optional ``obs`` column of reference labels, drawn in a second panel.
-    seed
-        Random state of the neighbour graph and UMAP.
     key_prefix
         Prefix the results were written with.
+    basis
+        The ``key_added`` of :func:`cplmixvi.tl.types_umap`.
+    show
+        Show the figure and return ``None``; ``None`` follows ``scanpy.settings.autoshow``
+        (true by default, so notebooks display the plot without further code).
+    return_fig
+        Return the :class:`~matplotlib.figure.Figure` instead (not shown).
 
     Returns
     -------
-    The Axes of the panels, on a new figure (no pyplot state is touched).
+    The Axes of the panels on a new figure (with ``show=False``), the figure
+    (``return_fig=True``) or ``None`` (shown).
     """
-
-    # The type probabilities separate the types; the arms' states spread each type out.
-    rep = np.concatenate(
-        [
-            adata.obsm[f"{key_prefix}_type_probs"],
-            0.1 * _scaled(adata.obsm[f"X_{key_prefix}_state_arms"]),
-        ],
-        axis=1,
-    )
-    adata.obsm["X_cplmixvi_umap_input"] = rep.astype(np.float32)
-    sc.pp.neighbors(adata, use_rep="X_cplmixvi_umap_input", n_neighbors=15, random_state=seed)
-    sc.tl.umap(adata, random_state=seed)
-    del adata.obsm["X_cplmixvi_umap_input"]
+    if f"X_{basis}" not in adata.obsm:
+        raise KeyError(
+            f"adata.obsm['X_{basis}'] is missing; compute it first with "
+            f"cplmixvi.tl.types_umap(adata, key_added={basis!r})."
+        )
     type_key = f"{key_prefix}_type"
     keys = [type_key] + ([labels_key] if labels_key is not None else [])
-    # no pyplot: no global state; constrained layout keeps long legends off the next panel
-    widths = [4.5 + _legend_width(adata.obs[key]) for key in keys]
-    fig = Figure(figsize=(sum(widths), 5), layout="constrained")
-    axes = fig.subplots(1, len(keys), squeeze=False, width_ratios=widths)
+    # scanpy's plots add colours and categories to what they draw: draw a copy
+    view = AnnData(
+        obs=pd.DataFrame(
+            {key: _categorical(adata.obs[key]) for key in keys}, index=adata.obs_names
+        ),
+        obsm={"X_umap": adata.obsm[f"X_{basis}"]},
+    )
     title = "CplMixVI type"
+    if labels_key is not None and f"{labels_key}_colors" in adata.uns:
+        view.uns[f"{labels_key}_colors"] = list(adata.uns[f"{labels_key}_colors"])
+    # constrained layout keeps long legends off the next panel
+    widths = [4.5 + _legend_width(view.obs[key]) for key in keys]
     if labels_key is not None:
-        labels = adata.obs[labels_key]
-        if not isinstance(labels.dtype, pd.CategoricalDtype):  # numeric codes: plot as categories
-            adata.obs[labels_key] = pd.Categorical(labels.astype(str))
-        # Reference first, so that its colours exist; each type takes its matched label's colour.
-        sc.pl.umap(adata, color=labels_key, ax=axes[0, 1], show=False, frameon=False)
-        _match_colors(adata, labels_key, type_key)
-        title += f"\n(coloured as the matched {labels_key})"
-    sc.pl.umap(adata, color=type_key, ax=axes[0, 0], show=False, frameon=False, title=title)
-    return list(axes[0])
+        matched = _name_by_match(view, labels_key, type_key)
+        widths[0] = 4.5 + _legend_width(view.obs[type_key])
+        title += f"\n(named after the matched {labels_key})"
+    fig = new_figure((sum(widths), 5))
+    axes = fig.subplots(1, len(keys), squeeze=False, width_ratios=widths)[0]
+    if labels_key is not None:
+        sc.pl.umap(view, color=labels_key, ax=axes[1], show=False, frameon=False)
+        _match_colors(view, labels_key, type_key, matched)
+    sc.pl.umap(view, color=type_key, ax=axes[0], show=False, frameon=False, title=title)
+    return finish(fig, list(axes), show, return_fig)
 
 
-def _match_colors(adata: AnnData, labels_key: str, type_key: str) -> None:
-    """Colour each inferred type like the reference label it is matched to (Hungarian)."""
-    reference = adata.obs[labels_key].astype("category")
-    palette = adata.uns.get(f"{labels_key}_colors")
-    if palette is None or len(palette) != len(reference.cat.categories):
+def _categorical(values: pd.Series) -> pd.Categorical:
+    """Categories as scanpy draws them (numeric codes become string categories)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return pd.Categorical(values)
+    return pd.Categorical(values.astype(str))
+
+
+def _name_by_match(view: AnnData, labels_key: str, type_key: str) -> dict[str, str | None]:
+    """Rename each inferred type ``"<matched label> (<type>)"`` (unmatched ones ``"<type>"``);
+    return ``{new name: matched label or None}``."""
+    types = view.obs[type_key]
+    mapping = hungarian_mapping(view.obs[labels_key].astype(str), types.astype(str))
+    names = {
+        t: f"{mapping[str(t)]} ({t})" if str(t) in mapping else str(t) for t in types.cat.categories
+    }
+    view.obs[type_key] = types.cat.rename_categories(names)
+    return {names[t]: mapping.get(str(t)) for t in types.cat.categories}
+
+
+def _match_colors(
+    view: AnnData, labels_key: str, type_key: str, matched: dict[str, str | None]
+) -> None:
+    """Colour each inferred type like the reference label it is matched to."""
+    categories = view.obs[labels_key].cat.categories.astype(str)
+    palette = view.uns.get(f"{labels_key}_colors")
+    if palette is None or len(palette) != len(categories):
         return
-    ref_colors = dict(zip(reference.cat.categories.astype(str), palette, strict=True))
-    mapping = hungarian_mapping(reference.astype(str), adata.obs[type_key].astype(str))
-    spare = iter(["#7f7f7f", "#bcbd22", "#17becf", "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5"])
+    ref_colors = dict(zip(categories, palette, strict=True))
+    spare = iter(_SPARE)
     colors = []
-    for name in adata.obs[type_key].cat.categories:
-        matched = mapping.get(str(name))
-        color = ref_colors.get(matched) if matched is not None else None
+    for name in view.obs[type_key].cat.categories:
+        label = matched.get(name)
+        color = ref_colors.get(label) if label is not None else None
         colors.append(to_hex(color) if color is not None else next(spare, "#aaaaaa"))
-    adata.uns[f"{type_key}_colors"] = colors
+    view.uns[f"{type_key}_colors"] = colors
 
 
 def _legend_width(labels: pd.Series) -> float:
@@ -92,8 +127,3 @@ def _legend_width(labels: pd.Series) -> float:
     names = pd.Series(labels).astype(str).unique()
     n_cols = 1 if len(names) <= 14 else 2 if len(names) <= 30 else 3  # scanpy's rule
     return n_cols * (0.45 + 0.075 * max(len(name) for name in names))
-
-
-def _scaled(values) -> np.ndarray:
-    values = np.asarray(values, dtype=np.float64)
-    return (values - values.mean(axis=0)) / (values.std(axis=0) + 1e-8)
