@@ -35,7 +35,7 @@ def _check_outputs(h5ad: Path, png: Path, model_dir: Path, n_obs: int) -> ad.Ann
     assert result.n_obs == n_obs
     assert "cplmixvi_type" in result.obs
     assert result.obsm["X_cplmixvi_state"].shape == (n_obs, 2)
-    assert "X_umap" in result.obsm
+    assert "X_cplmixvi_umap" in result.obsm and "X_umap" not in result.obsm
     return result
 
 
@@ -105,3 +105,29 @@ def test_fit_missing_file_and_usage_errors(tmp_path, capsys):
     assert main(["fit", str(tmp_path / "absent.h5ad")]) == 2  # --n-types is required
     assert "--n-types" in capsys.readouterr().err
     assert main([]) == 2
+
+
+def test_fit_help_states_the_epochs_train_uses(capsys):
+    from cplmixvi.model._cplmixvi import default_max_epochs
+
+    assert main(["fit", "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    rule = "min(400, max(20, 300000 // n_cells))"
+    assert rule in help_text
+    for n_cells in (100, 700, 4_000, 11_444, 1_000_000):
+        assert eval(rule, {}, {"n_cells": n_cells}) == default_max_epochs(n_cells)
+
+
+def test_importing_the_package_leaves_the_environment_alone():
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")])
+    code = "import os, cplmixvi, cplmixvi.cli; print(os.environ.get('OMP_WAIT_POLICY'))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "None"

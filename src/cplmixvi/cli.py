@@ -3,6 +3,9 @@
 ``cplmixvi demo`` trains on the 700 PBMCs bundled with scanpy and scores the inferred types
 against the reference labels; ``cplmixvi fit IN.h5ad --n-types K`` does the same on any file.
 Both write the annotated AnnData, a UMAP figure and the trained model to ``--out``.
+
+The command sets no environment variables. Set ``OMP_WAIT_POLICY=PASSIVE`` before it starts when
+other busy processes share the cores (``scripts/demo.sh`` does); see the docs on speed.
 """
 
 from __future__ import annotations
@@ -17,14 +20,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-# OpenMP reads this once, when torch is first imported: busy-waiting threads otherwise slow
-# training many times over on a machine whose cores are shared with other work.
-_PASSIVE_OMP = "OMP_WAIT_POLICY" in os.environ or "torch" not in sys.modules
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 __all__ = ["main"]
 
 DEMO_EPOCHS = 100
+EPOCHS_RULE = "min(400, max(20, 300000 // n_cells))"  # default_max_epochs, tested to agree
 _LIKELIHOODS = ("nb", "zinb", "normal", "bernoulli")
 
 
@@ -143,7 +142,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         type=_positive,
         default=None,
-        help="training epochs [min(400, max(30, 3e6 / n_cells))]",
+        help=f"training epochs [{EPOCHS_RULE}, as CplMixVI.train]",
     )
     fit.add_argument(
         "--labels-key", metavar="COL", help="obs column with reference labels to score against"
@@ -321,9 +320,8 @@ def _train_and_write(job: _Job, source: str) -> int:
 
 
 def _default_threads() -> int:
-    """All cores (up to 8), or 1 when OpenMP was started busy-waiting (then more threads only
-    compete with each other and with other processes)."""
-    return max(1, min(os.cpu_count() or 1, 8)) if _PASSIVE_OMP else 1
+    """All cores, up to 8."""
+    return max(1, min(os.cpu_count() or 1, 8))
 
 
 def _n_found(adata, n_types: int) -> str:
@@ -331,12 +329,14 @@ def _n_found(adata, n_types: int) -> str:
 
 
 def _save_umap(adata, path: Path, labels_key: str | None, seed: int) -> None:
-    from cplmixvi.pl import types_umap
+    import matplotlib.pyplot as plt
 
-    axes = types_umap(adata, labels_key=labels_key, seed=seed)
-    fig = axes[0].figure
-    fig.tight_layout()
+    from cplmixvi import pl, tl
+
+    tl.types_umap(adata, seed=seed)  # obsm["X_cplmixvi_umap"], saved with the data
+    fig = pl.types_umap(adata, labels_key=labels_key, return_fig=True)
     fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
 
 
 def _is_anndata(obj) -> bool:

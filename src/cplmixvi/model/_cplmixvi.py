@@ -34,6 +34,12 @@ from cplmixvi.train import CplMixDataSplitter, CplMixTrainingPlan, is_distribute
 logger = logging.getLogger(__name__)
 
 
+def default_max_epochs(n_cells: int) -> int:
+    """The epochs :meth:`CplMixVI.train` runs by default: ``min(400, max(20, 300000 // n_cells))``
+    (about 1 200 minibatch steps)."""
+    return int(min(400, max(20, 300_000 // n_cells)))
+
+
 class CplMixVI(TraversalMixin, BaseModelClass):
     """Coupled mixture VAE (cpl-mixVAE) for discrete cell types and continuous cell states.
 
@@ -337,7 +343,7 @@ class CplMixVI(TraversalMixin, BaseModelClass):
             ``check_val_every_n_epoch``, ``enable_progress_bar``).
         """
         if max_epochs is None:
-            max_epochs = int(min(400, max(20, 300_000 // self.adata.n_obs)))
+            max_epochs = default_max_epochs(self.adata.n_obs)
         if augmentation is not None:
             self.module.augmenter = get_augmenter(
                 augmentation, self.module.gene_likelihood, self.module.n_arms
