@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import scanpy as sc
@@ -34,6 +36,34 @@ def test_missing_layer(adata):
 def test_missing_batch_key(adata):
     with pytest.raises(KeyError, match="sample_id"):
         CplMixVI.setup_anndata(adata, layer="counts", batch_key="sample_id")
+
+
+@pytest.mark.parametrize("categorical", [False, True])
+def test_batch_with_missing_values_names_them_and_the_fix(adata, categorical):
+    batch = adata.obs["batch"].astype(object)
+    batch.iloc[[3, 7]] = [None, np.nan]
+    adata.obs["batch"] = batch.astype("category") if categorical else batch
+    with pytest.raises(ValueError, match=r"'batch'\] has 2 missing values") as error:
+        _setup(adata, batch_key="batch")
+    message = str(error.value)
+    assert adata.obs_names[3] in message and adata.obs_names[7] in message
+    assert "fillna" in message and "notna()" in message
+    # the suggested fix works
+    adata.obs["batch"] = adata.obs["batch"].astype(object).fillna("unknown").astype("category")
+    _model(_setup(adata, batch_key="batch"))
+
+
+@pytest.mark.parametrize("layer", [None, "counts"])
+def test_string_matrix_names_the_dtype_and_the_fix(adata, layer):
+    text = np.asarray(adata.layers["counts"]).astype(str)
+    if layer is None:
+        adata.X = text
+    else:
+        adata.layers[layer] = text.astype(object)
+    where = "adata.X" if layer is None else "adata.layers['counts']"
+    with pytest.raises(TypeError, match=rf"{re.escape(where)} has dtype .* \(strings\)") as error:
+        _setup(adata, layer=layer)
+    assert "astype(np.float32)" in str(error.value)
 
 
 def test_missing_layer_mudata(adata):

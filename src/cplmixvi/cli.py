@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exit_.code or 0)
     try:
         return args.run(args)
-    except (ValueError, KeyError, FileNotFoundError, IsADirectoryError) as err:
+    except (ValueError, TypeError, KeyError, FileNotFoundError, IsADirectoryError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"error: {message}", file=sys.stderr)
         return 2

@@ -31,6 +31,7 @@ def check_input_values(matrix, likelihood: str, where: str) -> None:
     zero total counts for count likelihoods (``nb``, ``zinb``); values outside ``[0, 1]`` for
     ``bernoulli``.
     """
+    check_numeric(matrix, where)
     counts = likelihood in ("nb", "zinb")
     n_empty = 0
     for block in _chunks(matrix):
@@ -75,13 +76,48 @@ def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
 
 
 def check_keys(adata: AnnData, layer: str | None, batch_key: str | None) -> None:
+    """Check what ``setup_anndata`` registers: the layer exists and holds numbers, the batch
+    column exists and every cell has a batch."""
     if layer is not None and layer not in adata.layers:
         raise KeyError(
             f"Layer {layer!r} is not in adata.layers (available: {list(adata.layers)}); "
             "pass layer=None to use adata.X."
         )
-    if batch_key is not None and batch_key not in adata.obs:
-        raise KeyError(f"batch_key {batch_key!r} is not a column of adata.obs.")
+    where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
+    check_numeric(adata.X if layer is None else adata.layers[layer], where)
+    if batch_key is not None:
+        if batch_key not in adata.obs:
+            raise KeyError(f"batch_key {batch_key!r} is not a column of adata.obs.")
+        check_batch(adata.obs, batch_key, "adata.obs")
+
+
+def check_numeric(matrix, where: str) -> None:
+    """Raise a ``TypeError`` when ``matrix`` holds strings or objects instead of numbers."""
+    if matrix is None:  # no data at all: scvi-tools says so
+        return
+    dtype = np.dtype(getattr(matrix, "dtype", object))
+    if dtype.kind not in "biuf":
+        raise TypeError(
+            f"{where} has dtype {dtype} ({'strings' if dtype.kind in 'USO' else dtype.kind}), "
+            "but the model needs numbers. Convert it first, e.g. "
+            f"`{where} = {where}.astype(np.float32)` when it holds numbers as text, or point "
+            "`layer` at a numeric layer."
+        )
+
+
+def check_batch(obs: pd.DataFrame, batch_key: str, where: str) -> None:
+    """Raise a ``ValueError`` naming the cells whose batch is missing (NaN or None)."""
+    missing = obs[batch_key].isna().to_numpy()
+    if missing.any():
+        cells = obs.index[missing]
+        shown = ", ".join(map(str, cells[:5])) + (", ..." if len(cells) > 5 else "")
+        raise ValueError(
+            f"{where}[{batch_key!r}] has {len(cells)} missing values (NaN or None) of "
+            f"{len(obs)}, in cells {shown}; every cell needs a batch. Give them one, e.g. "
+            f"`obs[{batch_key!r}] = obs[{batch_key!r}].astype(object).fillna('unknown')"
+            ".astype('category')`, or drop them: "
+            f"`adata = adata[adata.obs[{batch_key!r}].notna()].copy()`."
+        )
 
 
 def check_saved_genes(dir_path: str, adata: AnnData, prefix: str | None) -> None:
