@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import anndata as ad
@@ -56,14 +59,19 @@ def test_read_errors(tmp_path):
         read(other)
 
 
-def test_demo_writes_results_and_prints_scores(tmp_path, capsys):
+def test_demo_writes_results_and_prints_scores_and_no_warnings(tmp_path):
+    """As a user runs it: a fresh process, whose stderr (warnings included) stays empty."""
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--epochs", "3"]) == 0
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    argv = [sys.executable, "-m", "cplmixvi.cli", "demo", "--out", str(out), "--epochs", "3"]
+    run = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == ""
     result = _check_outputs(out / "demo.h5ad", out / "demo_umap.png", out / "model", 700)
     assert "bulk_labels" in result.obs
-    printed = capsys.readouterr().out
     for name in ("ACC", "ARI", "AMI", "NMI", "KL", "arm agreement"):
-        assert name in printed
+        assert name in run.stdout
 
 
 def test_fit_counts_file(small_h5ad, tmp_path, capsys):
@@ -119,10 +127,6 @@ def test_fit_help_states_the_epochs_train_uses(capsys):
 
 
 def test_importing_the_package_leaves_the_environment_alone():
-    import os
-    import subprocess
-    import sys
-
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     src = str(Path(__file__).resolve().parents[1] / "src")
     env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")])
