@@ -5,7 +5,7 @@ against the reference labels; ``cplmixvi fit IN.h5ad --n-types K`` does the same
 Both write the annotated AnnData, a UMAP figure and the trained model to ``--out``.
 
 The command sets no environment variables. Set ``OMP_WAIT_POLICY=PASSIVE`` before it starts when
-other busy processes share the cores (``scripts/demo.sh`` does); see the docs on speed.
+other busy processes share the cores (``scripts/demo.sh`` does); see ``docs/speed.md``.
 """
 
 from __future__ import annotations
