@@ -58,6 +58,15 @@ def make_counts_adata(
     return adata
 
 
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Plots open pyplot figures (as scanpy's do); close them after every test."""
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
 @pytest.fixture(scope="session")
 def make_adata():
     """Factory for synthetic count AnnData (see :func:`make_counts_adata`)."""

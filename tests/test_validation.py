@@ -73,6 +73,11 @@ def test_missing_layer_mudata(adata):
         CplMixVI.setup_mudata(mdata, rna_layer="raw_counts", modalities={"rna_layer": "rna"})
     with pytest.raises(KeyError, match="atac"):
         CplMixVI.setup_mudata(mdata, rna_layer="counts", modalities={"rna_layer": "atac"})
+    adata.obs.loc[adata.obs_names[0], "batch"] = np.nan
+    mdata = mudata.MuData({"rna": adata})
+    modalities = {"rna_layer": "rna", "batch_key": "rna"}
+    with pytest.raises(ValueError, match=r"mdata.mod\['rna'\].obs\['batch'\] has 1 missing"):
+        CplMixVI.setup_mudata(mdata, rna_layer="counts", batch_key="batch", modalities=modalities)
 
 
 # ----- values that do not suit the likelihood -------------------------------------------------

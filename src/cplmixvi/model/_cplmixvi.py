@@ -22,10 +22,10 @@ from cplmixvi.model._results import assignments, fuse
 from cplmixvi.model._traversal import TraversalMixin
 from cplmixvi.model._type_init import checked_pretrain_epochs, init_types_by_kmeans
 from cplmixvi.model._validation import (
-    check_batch,
     check_choice,
     check_input_values,
     check_keys,
+    check_mudata_batch,
     check_saved_genes,
     check_sizes,
 )
@@ -247,15 +247,7 @@ class CplMixVI(TraversalMixin, BaseModelClass):
                 "modalities={'rna_layer': <name of the expression modality>}."
             )
         check_keys(mdata.mod[rna_mod], rna_layer, None)
-        batch_mod = modalities.get("batch_key")
-        if batch_key is not None:
-            obs = mdata.obs if batch_mod is None else mdata.mod[batch_mod].obs
-            if batch_key in obs:
-                check_batch(
-                    obs,
-                    batch_key,
-                    "mdata.obs" if batch_mod is None else f"mdata.mod[{batch_mod!r}].obs",
-                )
+        check_mudata_batch(mdata, batch_key, modalities.get("batch_key"))
         setup_method_args = cls._get_setup_method_args(**locals())
         mudata_fields = [
             fields.MuDataLayerField(

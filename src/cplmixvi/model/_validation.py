@@ -120,6 +120,13 @@ def check_batch(obs: pd.DataFrame, batch_key: str, where: str) -> None:
         )
 
 
+def check_mudata_batch(mdata, batch_key: str | None, mod: str | None) -> None:
+    """:func:`check_batch` on the MuData's batch column (``mdata.obs`` or a modality's)."""
+    obs = mdata.obs if mod is None else mdata.mod[mod].obs
+    if batch_key is not None and batch_key in obs:
+        check_batch(obs, batch_key, "mdata.obs" if mod is None else f"mdata.mod[{mod!r}].obs")
+
+
 def check_saved_genes(dir_path: str, adata: AnnData, prefix: str | None) -> None:
     path = os.path.join(dir_path, f"{prefix or ''}model.pt")
     if not os.path.exists(path):
