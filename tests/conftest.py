@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import warnings
 
+import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from anndata import AnnData
 
+matplotlib.use("agg")  # plots show by default: never open windows (or block) in tests
 torch.set_num_threads(2)
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
