@@ -227,7 +227,7 @@ class EpochCheckpoint(Callback):
         """Complete and publish the checkpoint taken at the end of the previous epoch."""
         if self._staged is None:
             return
-        (name, info), self._staged = self._staged, None
+        name, info = self._staged
         if trainer.is_global_zero:
             history = getattr(trainer.logger, "history", None)
             info["history"] = copy_history(history) if isinstance(history, dict) else None
@@ -237,6 +237,7 @@ class EpochCheckpoint(Callback):
             if self.write_files is not None:
                 self.write_files(staging_folder(self.dirpath, name), info)
             publish_checkpoint(self.dirpath, name)
+        self._staged = None
         trainer.strategy.barrier("EpochCheckpoint.publish")
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:

@@ -24,8 +24,8 @@ class NonFiniteLossError(FloatingPointError):
         listed = ", ".join(f"{key}={value}" for key, value in terms.items())
         super().__init__(
             f"Non-finite loss in training epoch {epoch} (counted from 0, as in model.history): "
-            f"{listed}. The model keeps its weights after epoch {epoch - 1} (the last finished "
-            "epoch with a finite loss). Lower the learning rate (lr), check the data for extreme "
+            f"{listed}. The model keeps the weights of the {epoch} epochs before it, the last "
+            "with finite terms. Lower the learning rate (lr), check the data for extreme "
             "values, or resume from the last checkpoint with other settings."
         )
 
