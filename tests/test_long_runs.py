@@ -109,6 +109,29 @@ def test_resume_before_the_type_initialisation_does_it(tmp_path, uninterrupted):
     assert os.path.basename(latest_checkpoint(tmp_path)) == "000001-epoch4"
 
 
+def test_resume_with_validation_early_stopping_and_schedules(tmp_path):
+    settings = {
+        "early_stopping": True,
+        "plan_kwargs": {
+            "n_epochs_kl_warmup": 4,
+            "reduce_lr_on_plateau": True,
+            "lr_scheduler_metric": "elbo_validation",
+        },
+        **job.TRAIN,
+    }
+    _, model = job.build()
+    model.train(job.MAX_EPOCHS, **settings)
+    adata, stopped = job.build()
+    with pytest.raises(RuntimeError, match="stop"), pytest.warns(UserWarning, match="stopped"):
+        stop = [StopAt(5, RuntimeError("stop"))]
+        stopped.train(job.MAX_EPOCHS, checkpoint_dir=tmp_path, callbacks=stop, **settings)
+    resumed = CplMixVI.load(str(tmp_path), adata)
+    resumed.train(resume=True)
+    _assert_same_weights(resumed, _weights(model))
+    _assert_same_history(resumed.history, model.history)
+    assert "elbo_validation" in resumed.history and "lr-Adam" in resumed.history
+
+
 def test_pruning_killed_between_rounds_resumes(tmp_path):
     _run_job("prune", tmp_path)
     assert os.path.basename(latest_checkpoint(tmp_path)) == f"000001-round{job.KILL_ROUND}"
@@ -117,7 +140,7 @@ def test_pruning_killed_between_rounds_resumes(tmp_path):
     reference = model.prune(**job.PRUNE, **job.TRAIN)
     resumed = CplMixVI.load(str(tmp_path), adata)
     assert len(resumed.pruning_history_) == job.KILL_ROUND  # the finished rounds
-    history = resumed.prune(resume=True)
+    history = resumed.train(resume=True)  # the same as resumed.prune(resume=True) here
     pd.testing.assert_frame_equal(history, reference)
     pd.testing.assert_frame_equal(resumed.pruning_agreement_, model.pruning_agreement_)
     _assert_same_weights(resumed, _weights(model))

@@ -386,7 +386,7 @@ class CplMixVI(long_runs.LongRunsMixin, TraversalMixin, BaseModelClass):
             **splitter_kwargs,
         )
         plan = self._training_plan_cls(self.module, **plan_kwargs)
-        guard, callbacks = long_runs.fault_callbacks(self, call, max_epochs)
+        guard, callbacks = long_runs.fault_callbacks(self, call, max_epochs, pretrain_epochs)
         trainer_kwargs["callbacks"] = [*trainer_kwargs.get("callbacks", []), *callbacks]
         runner = self._train_runner_cls(
             self,

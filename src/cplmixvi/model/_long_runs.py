@@ -176,10 +176,17 @@ class _RestoreFit(Callback):
         set_random_state(self.state["random_state"])
 
 
-def fault_callbacks(model, call: dict, max_epochs: int) -> tuple[TrainingGuard, list[Callback]]:
-    """The callbacks of a ``train`` call: the guard, checkpoints and the resume of a fit."""
+def fault_callbacks(
+    model, call: dict, max_epochs: int, pretrain_epochs: int
+) -> tuple[TrainingGuard, list[Callback]]:
+    """The callbacks of a ``train`` call: the guard, checkpoints and the resume of a fit.
+
+    Checkpoints store the call with its resolved ``max_epochs`` and ``pretrain_epochs``, so
+    that a resume with another ``max_epochs`` keeps the pretraining phase it had.
+    """
     resume = model.__dict__.pop("_resume", None)
     call = resume["call"] if resume else call
+    call = {**call, "max_epochs": max_epochs, "pretrain_epochs": pretrain_epochs}
     guard = TrainingGuard()
     callbacks: list[Callback] = [guard]
     if resume:
@@ -193,25 +200,33 @@ def fault_callbacks(model, call: dict, max_epochs: int) -> tuple[TrainingGuard, 
                 UserWarning,
                 stacklevel=scvi.settings.warnings_stacklevel,
             )
-        before = {
-            "is_trained": model.is_trained_,
-            "history": copy_history(model.history_) if isinstance(model.history_, dict) else None,
-            "training_stopped": model.training_stopped_,
-        }
-
-        def write_files(folder: str, info: dict) -> None:
-            state = {"kind": "train", "call": saved, "max_epochs": max_epochs, **info}
-            state.update(before=before, seed=scvi.settings.seed)
-            torch.save(state, os.path.join(folder, RESUME_FILE))
-            history = merge_history(before, info["history"])
-            stopped = {"epoch": info["epoch"], "max_epochs": max_epochs, "reason": "checkpoint"}
-            attrs = {"is_trained_": True, "history_": history, "training_stopped_": stopped}
-            with _attributes(model, attrs):
-                BaseModelClass.save(model, folder, overwrite=True)
-
+        write_files = _TrainingFiles(model, saved, max_epochs)
         every, start = call.get("checkpoint_every", 1), resume["state"]["epoch"] if resume else 0
         callbacks.append(EpochCheckpoint(call["checkpoint_dir"], every, write_files, start))
     return guard, callbacks
+
+
+class _TrainingFiles:
+    """Writes ``resume.pt`` and ``model.pt`` into a training checkpoint (a picklable callable)."""
+
+    def __init__(self, model, call: dict, max_epochs: int):
+        self.model, self.call, self.max_epochs = model, call, max_epochs
+        history = model.history_ if isinstance(model.history_, dict) else None
+        self.before = {  # the model before this train() call, which resume puts back
+            "is_trained": model.is_trained_,
+            "history": copy_history(history),
+            "training_stopped": model.training_stopped_,
+        }
+
+    def __call__(self, folder: str, info: dict) -> None:
+        state = {"kind": "train", "call": self.call, "max_epochs": self.max_epochs, **info}
+        state.update(before=self.before, seed=scvi.settings.seed)
+        torch.save(state, os.path.join(folder, RESUME_FILE))
+        stopped = {"epoch": info["epoch"], "max_epochs": self.max_epochs, "reason": "checkpoint"}
+        attrs = {"is_trained_": True, "training_stopped_": stopped}
+        attrs["history_"] = merge_history(self.before, info["history"])
+        with _attributes(self.model, attrs):
+            BaseModelClass.save(self.model, folder, overwrite=True)
 
 
 def merge_history(before: dict, history: dict | None) -> dict | None:
