@@ -288,6 +288,12 @@ class CplMixVI(long_runs.LongRunsMixin, TraversalMixin, BaseModelClass):
 
         Seed with ``scvi.settings.seed = ...`` before building the model for identical results.
 
+        If training stops early (``KeyboardInterrupt``, a non-finite loss, which raises
+        :class:`~cplmixvi.train.NonFiniteLossError`, or another error), the model keeps the
+        weights of its last finished epoch and is marked as not fully trained
+        (``training_stopped_``, a warning on use); ``history`` ends there (after a non-finite
+        loss, with the failed epoch).
+
         Parameters
         ----------
         max_epochs
@@ -349,11 +355,6 @@ class CplMixVI(long_runs.LongRunsMixin, TraversalMixin, BaseModelClass):
         **trainer_kwargs
             Passed to :class:`scvi.train.Trainer` (e.g. ``early_stopping_patience``,
             ``check_val_every_n_epoch``, ``enable_progress_bar``).
-
-        If training stops early (``KeyboardInterrupt``, a non-finite loss, which raises
-        :class:`~cplmixvi.train.NonFiniteLossError`, or another error), the model keeps the
-        weights of its last finished epoch and is marked as not fully trained
-        (``training_stopped_``, a warning on use); ``history`` ends at that epoch.
         """
         call = long_runs.call_arguments(locals())
         if resume:
