@@ -322,6 +322,8 @@ def checkpoint_to_resume(model, resume, checkpoint_dir: str | None) -> tuple[str
     """The checkpoint folder ``resume`` points to and its ``resume.pt``."""
     if resume is True:
         folder = model.__dict__.get("_checkpoint_path")
+        if folder is not None and not os.path.isdir(folder):  # replaced by a newer checkpoint
+            folder = latest_checkpoint(os.path.dirname(os.path.abspath(folder)))
         if folder is None and checkpoint_dir is not None:
             folder = latest_checkpoint(checkpoint_dir)
         if folder is None:
