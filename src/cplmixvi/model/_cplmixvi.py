@@ -17,6 +17,7 @@ from scvi.train import TrainRunner
 from scvi.utils import setup_anndata_dsp
 
 from cplmixvi.augment import Augmenter, get_augmenter
+from cplmixvi.model import _long_runs as long_runs
 from cplmixvi.model._pruning import prune_types
 from cplmixvi.model._results import assignments, fuse
 from cplmixvi.model._traversal import TraversalMixin
@@ -31,6 +32,7 @@ from cplmixvi.model._validation import (
 )
 from cplmixvi.module import CplMixVAE
 from cplmixvi.train import CplMixDataSplitter, CplMixTrainingPlan, is_distributed
+from cplmixvi.train._checkpoint import resolve_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +43,7 @@ def default_max_epochs(n_cells: int) -> int:
     return int(min(400, max(20, 300_000 // n_cells)))
 
 
-class CplMixVI(TraversalMixin, BaseModelClass):
+class CplMixVI(long_runs.LongRunsMixin, TraversalMixin, BaseModelClass):
     """Coupled mixture VAE (cpl-mixVAE) for discrete cell types and continuous cell states.
 
     ``n_arms`` autoencoder arms each see a different type-preserving copy of every cell and are
@@ -285,11 +287,20 @@ class CplMixVI(TraversalMixin, BaseModelClass):
         pretrain_epochs: int | None = None,
         plan_kwargs: dict | None = None,
         datasplitter_kwargs: dict | None = None,
+        checkpoint_dir: str | None = None,
+        checkpoint_every: int = 1,
+        resume: bool | str = False,
         **trainer_kwargs,
     ):
         """Train the model with Lightning (progress bar, validation split, early stopping).
 
         Seed with ``scvi.settings.seed = ...`` before building the model for identical results.
+
+        If training stops early (``KeyboardInterrupt``, a non-finite loss, which raises
+        :class:`~cplmixvi.train.NonFiniteLossError`, or another error), the model keeps the
+        weights of its last finished epoch and is marked as not fully trained
+        (``training_stopped_``, a warning on use); ``history`` ends there (after a non-finite
+        loss, with the failed epoch).
 
         Parameters
         ----------
@@ -340,10 +351,22 @@ class CplMixVI(TraversalMixin, BaseModelClass):
             ``{"n_epochs_kl_warmup": 50}`` to warm it up from 0 (scvi-tools' names).
         datasplitter_kwargs
             Extra arguments for :class:`scvi.dataloaders.DataSplitter`.
+        checkpoint_dir, checkpoint_every
+            Write a resumable checkpoint into ``checkpoint_dir`` every ``checkpoint_every``
+            epochs (and, with ``prune``, after every pruning round), atomically; the folder
+            keeps the newest one. See "Long runs" in the user guide.
+        resume
+            ``True``: go on with the call that wrote the checkpoint this model was loaded from
+            (``CplMixVI.load(checkpoint_dir, adata).train(resume=True)``), with its arguments
+            (those given here replace them) and its random state; a checkpoint folder may be
+            given instead. With the same seed on the CPU the result equals the uninterrupted fit.
         **trainer_kwargs
             Passed to :class:`scvi.train.Trainer` (e.g. ``early_stopping_patience``,
             ``check_val_every_n_epoch``, ``enable_progress_bar``).
         """
+        call = long_runs.call_arguments(locals())
+        if resume:
+            return long_runs.resume_training(self, resume, call)
         if max_epochs is None:
             max_epochs = default_max_epochs(self.adata.n_obs)
         if augmentation is not None:
@@ -372,6 +395,8 @@ class CplMixVI(TraversalMixin, BaseModelClass):
             **splitter_kwargs,
         )
         plan = self._training_plan_cls(self.module, **plan_kwargs)
+        guard, callbacks = long_runs.fault_callbacks(self, call, max_epochs, pretrain_epochs)
+        trainer_kwargs["callbacks"] = [*trainer_kwargs.get("callbacks", []), *callbacks]
         runner = self._train_runner_cls(
             self,
             training_plan=plan,
@@ -384,9 +409,9 @@ class CplMixVI(TraversalMixin, BaseModelClass):
             **trainer_kwargs,
         )
         self.module.train()  # Lightning keeps the eval mode an earlier fit ended in
-        runner()
+        long_runs.run_guarded(self, runner, guard, max_epochs)
         if prune:
-            self.prune(**({} if prune is True else prune))
+            self.prune(**{"checkpoint_dir": checkpoint_dir, **({} if prune is True else prune)})
 
     def prune(
         self,
@@ -395,6 +420,8 @@ class CplMixVI(TraversalMixin, BaseModelClass):
         epochs_per_round: int = 2,
         max_rounds: int | None = None,
         eval_batch_size: int | None = 1024,
+        checkpoint_dir: str | None = None,
+        resume: bool | str = False,
         **train_kwargs,
     ) -> pd.DataFrame:
         """Remove inconsistent categories one at a time, fine-tuning after each removal.
@@ -422,6 +449,11 @@ class CplMixVI(TraversalMixin, BaseModelClass):
             Most categories to remove in this call (no limit when ``None``).
         eval_batch_size
             Minibatch size of the agreement measurements (every cell is measured).
+        checkpoint_dir
+            Write a checkpoint after every round into this folder (see :meth:`train`).
+        resume
+            ``True``: go on from the last finished round of the pruning checkpoint the model was
+            loaded from, with that call's arguments and random state (or give its folder).
         **train_kwargs
             Passed to :meth:`train` for fine-tuning (``lr``, ``batch_size``, ``accelerator``,
             ``enable_progress_bar``...); the Gumbel temperature stays at the one training ended
@@ -436,6 +468,8 @@ class CplMixVI(TraversalMixin, BaseModelClass):
         round (rounds x original ids; NaN once removed). Choose K from it with
         :func:`cplmixvi.tl.select_n_types`; plot it with :func:`cplmixvi.pl.pruning_curve`.
         """
+        if resume:
+            return long_runs.resume_pruning(self, resume, **train_kwargs)
         self._check_if_trained(warn=False, message="Train the model before pruning it.")
         if self.module.n_arms < 2:
             raise ValueError("Pruning needs the agreement of several arms; use n_arms >= 2.")
@@ -447,10 +481,12 @@ class CplMixVI(TraversalMixin, BaseModelClass):
             raise ValueError(f"epochs_per_round must be >= 1, got {epochs_per_round}.")
         tau = float(self.module.temperature)
         train_kwargs = {"temperature_start": tau, "temperature_end": tau, **train_kwargs}
-        self.pruning_history_, self.pruning_agreement_ = prune_types(
-            self, threshold, min_types, epochs_per_round, max_rounds, eval_batch_size, train_kwargs
-        )
-        return self.pruning_history_
+        call = dict(threshold=threshold, min_types=min_types, epochs_per_round=epochs_per_round)
+        call.update(max_rounds=max_rounds, batch_size=eval_batch_size, train_kwargs=train_kwargs)
+        on_round = long_runs.prune_checkpoints(self, checkpoint_dir, call)
+        history, self.pruning_agreement_ = prune_types(self, **call, on_round=on_round)
+        self.pruning_history_ = history
+        return history
 
     @property
     def active_types(self) -> np.ndarray:
@@ -589,10 +625,15 @@ class CplMixVI(TraversalMixin, BaseModelClass):
     # ----- persistence --------------------------------------------------------------------
     @classmethod
     def load(cls, dir_path: str, adata: AnnData | None = None, prefix: str | None = None, **kw):
-        """Load a saved model; raises ``ValueError`` if ``adata``'s genes differ from training."""
+        """Load a saved model, or the newest checkpoint of a ``checkpoint_dir``.
+
+        Raises ``ValueError`` if ``adata``'s genes differ from training.
+        """
+        dir_path = resolve_checkpoint(dir_path)
         if adata is not None:
             check_saved_genes(dir_path, adata, prefix)
-        return super().load(dir_path, adata=adata, prefix=prefix, **kw)
+        model = super().load(dir_path, adata=adata, prefix=prefix, **kw)
+        return long_runs.remember_checkpoint(model, dir_path)
 
     # ----- helpers ------------------------------------------------------------------------
     def _data_description(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -45,18 +46,22 @@ def prune_types(
     max_rounds: int | None,
     batch_size: int | None,
     train_kwargs: dict,
+    on_round: Callable[[list, list, int, int], None] | None = None,
+    start: tuple[list, list, int, int] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run the pruning rounds on ``model`` (see :meth:`cplmixvi.CplMixVI.prune`).
 
     Returns the per-round history and the per-round, per-category agreement (wide, NaN once a
-    category is removed), both continuing any earlier pruning of the model.
+    category is removed), both continuing any earlier pruning of the model. ``on_round(rows,
+    agreement, epochs, n_removed)`` is called after each round's fine-tuning (e.g. to write a
+    checkpoint); ``start``, such a call's arguments, continues from that point.
     """
     from cplmixvi.tl import category_agreement  # tl reads models; imported late to avoid cycles
 
     module = model.module
-    rows, agreement, epochs = _previous(model)
+    rows, agreement, epochs, n_removed = _previous(model) if start is None else start
     limit = np.inf if max_rounds is None else max_rounds
-    n_removed, round_ = 0, len(rows)
+    round_ = len(rows)
     while True:
         active = np.flatnonzero(module.type_mask.cpu().numpy())
         probs = model.get_type_probabilities(per_arm=True, batch_size=batch_size)
@@ -81,18 +86,25 @@ def prune_types(
         module.remove_types([removed])
         model.train(max_epochs=epochs_per_round, **train_kwargs)
         epochs, n_removed, round_ = epochs_per_round, n_removed + 1, round_ + 1
+        if on_round is not None:
+            on_round(rows, agreement, epochs, n_removed)
+    return history_frames(rows, agreement)
+
+
+def history_frames(rows: list[dict], agreement: list[pd.Series]) -> tuple[pd.DataFrame, ...]:
+    """The pruning history and the per-round agreement table from the rounds' rows."""
     history = pd.DataFrame(rows).astype({"removed": "Int64"})
     return history, pd.DataFrame(agreement).rename_axis(index="round", columns="type")
 
 
-def _previous(model) -> tuple[list[dict], list[pd.Series], int]:
+def _previous(model) -> tuple[list[dict], list[pd.Series], int, int]:
     """Rows of an earlier pruning of the model, so that a second call continues the history.
 
     The last round of the earlier call was where it stopped; this call measures it again.
     """
     history = getattr(model, "pruning_history_", None)
     if history is None or len(history) == 0:
-        return [], [], 0
+        return [], [], 0, 0
     rows = history.to_dict("records")
     agreement = [row.rename(idx) for idx, row in model.pruning_agreement_.iterrows()]
-    return rows[:-1], agreement[:-1], int(rows[-1]["epochs"])
+    return rows[:-1], agreement[:-1], int(rows[-1]["epochs"]), 0

@@ -1,5 +1,7 @@
-"""Training plan, schedules and minibatch loading."""
+"""Training plan, schedules, minibatch loading, checkpoints and the fault guard."""
 
+from ._checkpoint import EpochCheckpoint, latest_checkpoint
+from ._guard import NonFiniteLossError, TrainingGuard
 from ._loader import CplMixDataLoader, CplMixDataSplitter, SortedReadDataset, is_distributed
 from ._plan import CplMixTrainingPlan, annealed_temperature
 
@@ -7,7 +9,11 @@ __all__ = [
     "CplMixDataLoader",
     "CplMixDataSplitter",
     "CplMixTrainingPlan",
+    "EpochCheckpoint",
+    "NonFiniteLossError",
     "SortedReadDataset",
+    "TrainingGuard",
     "annealed_temperature",
     "is_distributed",
+    "latest_checkpoint",
 ]
