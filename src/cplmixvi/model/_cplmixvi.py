@@ -20,6 +20,7 @@ from cplmixvi.augment import Augmenter, get_augmenter
 from cplmixvi.model import _long_runs as long_runs
 from cplmixvi.model._pruning import prune_types
 from cplmixvi.model._results import assignments, fuse
+from cplmixvi.model._saving import AtomicSaveMixin
 from cplmixvi.model._traversal import TraversalMixin
 from cplmixvi.model._type_init import checked_pretrain_epochs, init_types_by_kmeans
 from cplmixvi.model._validation import (
@@ -43,7 +44,7 @@ def default_max_epochs(n_cells: int) -> int:
     return int(min(400, max(20, 300_000 // n_cells)))
 
 
-class CplMixVI(long_runs.LongRunsMixin, TraversalMixin, BaseModelClass):
+class CplMixVI(long_runs.LongRunsMixin, AtomicSaveMixin, TraversalMixin, BaseModelClass):
     """Coupled mixture VAE (cpl-mixVAE) for discrete cell types and continuous cell states.
 
     ``n_arms`` autoencoder arms each see a different type-preserving copy of every cell and are

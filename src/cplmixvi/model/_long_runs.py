@@ -1,4 +1,4 @@
-"""Long runs: checkpoints and resume of ``train``/``prune``, interrupted fits, atomic ``save``.
+"""Long runs: checkpoints and resume of ``train``/``prune``, and interrupted fits.
 
 A checkpoint folder (see :mod:`cplmixvi.train._checkpoint`) holds
 
@@ -17,9 +17,7 @@ from __future__ import annotations
 import inspect
 import os
 import pickle
-import shutil
 import signal
-import tempfile
 import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -35,7 +33,6 @@ from cplmixvi.train._checkpoint import (
     TRAINER_FILE,
     EpochCheckpoint,
     copy_history,
-    fsync_tree,
     latest_checkpoint,
     new_checkpoint,
     next_checkpoint_name,
@@ -46,13 +43,12 @@ from cplmixvi.train._checkpoint import (
 from cplmixvi.train._guard import TrainingGuard
 
 RESUME_FILE = "resume.pt"
-MODEL_FILE = "model.pt"
 #: trainer arguments never stored in a checkpoint: they hold live objects (give them again)
 _NOT_SAVED = ("callbacks", "logger", "ckpt_path", "plugins", "profiler")
 
 
 class LongRunsMixin:
-    """``save`` that never damages an existing model; a warning on use of a stopped fit."""
+    """A warning on every use of a model whose fit stopped early."""
 
     #: ``None``, or where the fit stopped: ``{"epoch", "max_epochs", "reason"}``
     training_stopped_: dict | None = None
@@ -70,45 +66,6 @@ class LongRunsMixin:
                 UserWarning,
                 stacklevel=scvi.settings.warnings_stacklevel,
             )
-
-    def save(self, dir_path: str, prefix: str | None = None, overwrite: bool = False, **kwargs):
-        """Save the model like :meth:`scvi.model.base.BaseModelClass.save`, atomically.
-
-        The files are written into a temporary folder next to ``dir_path`` and moved into it
-        only once all are complete (``model.pt`` last), each by an atomic rename. A save that
-        fails (no permission, a full disk) or is interrupted raises an ``OSError`` saying so
-        and leaves a model saved in ``dir_path`` before unchanged and loadable.
-        """
-        if os.path.exists(dir_path) and not overwrite:
-            raise ValueError(
-                f"{dir_path} already exists. Please provide another directory for saving."
-            )
-        parent = os.path.dirname(os.path.abspath(dir_path))
-        try:
-            os.makedirs(parent, exist_ok=True)
-            staging = tempfile.mkdtemp(prefix=f".{os.path.basename(dir_path)}.saving-", dir=parent)
-        except OSError as error:
-            raise OSError(f"Cannot save the model to {dir_path}: {error}") from error
-        try:
-            super().save(staging, prefix=prefix, overwrite=True, **kwargs)
-            fsync_tree(staging)
-            _move_files(staging, dir_path, last=f"{prefix or ''}{MODEL_FILE}")
-        except OSError as error:
-            raise OSError(
-                f"Saving the model to {dir_path} failed ({error}); a model saved there before is "
-                "unchanged."
-            ) from error
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-
-
-def _move_files(source: str, target: str, last: str) -> None:
-    """Move every file of ``source`` into ``target`` by atomic renames, ``last`` at the end."""
-    os.makedirs(target, exist_ok=True)
-    names = sorted(os.listdir(source), key=lambda name: name == last)
-    for name in names:
-        os.replace(os.path.join(source, name), os.path.join(target, name))
-    fsync_tree(target)
 
 
 # ----- the arguments of a call -------------------------------------------------------------------
