@@ -441,3 +441,44 @@ def test_annealed_temperature_schedule():
     np.testing.assert_allclose(ratios, ratios[0])
     assert annealed_temperature(3, 1, 2.0, 0.5) == 0.5
     assert annealed_temperature(9, 5, 2.0, 0.5) == pytest.approx(0.5)
+
+
+def test_log_normalise_matches_scanpy():
+    import anndata as ad
+    import scanpy as sc
+
+    from cplmixvi.nn import log_normalise
+
+    x = _data("nb")
+    x[3] = 0.0  # a cell without counts stays at zero instead of dividing by zero
+    adata = ad.AnnData(x.numpy().copy())
+    sc.pp.normalize_total(adata, target_sum=1e4)
+    sc.pp.log1p(adata)
+    np.testing.assert_allclose(log_normalise(x).numpy(), adata.X, rtol=1e-5, atol=1e-6)
+    assert torch.equal(log_normalise(x)[3], torch.zeros(N_GENES))
+
+
+def test_count_encoder_input_is_depth_invariant():
+    torch.manual_seed(0)
+    module = _module("nb").eval()
+    x = _data("nb")
+    log_q = module.inference(x)["log_probs"]
+    # three times the sequencing depth: the same profile, the same type posterior
+    torch.testing.assert_close(module.inference(3 * x)["log_probs"], log_q)
+
+
+def test_models_saved_before_the_normalised_input_keep_log1p_of_raw_counts():
+    torch.manual_seed(0)
+    module = _module("nb").eval()
+    x = _data("nb")
+    state = module.state_dict()
+    del state["library_normalised"]  # as in a state dict saved by 0.1.0
+    old = _module("nb").eval()
+    old.load_state_dict(state)
+    assert not bool(old.library_normalised)
+    hidden = old.encoder(torch.log1p(x).expand(2, *x.shape), None)
+    torch.testing.assert_close(old.inference(x)["log_probs"], old.type_head(hidden).log_softmax(-1))
+    assert not torch.allclose(old.inference(x)["log_probs"], module.inference(x)["log_probs"])
+    # and a state dict of this version round-trips with the flag on
+    module.load_state_dict(module.state_dict())
+    assert bool(module.library_normalised)

@@ -13,6 +13,8 @@ from scvi.train import TrainingPlan
 from torch import nn
 from torch.distributions import Normal, kl_divergence
 
+from cplmixvi.nn import log_normalise
+
 Distribution = Literal["poisson", "nb"]
 
 
@@ -22,11 +24,6 @@ def _mlp(n_in: int, n_hidden: int, n_layers: int, dropout: float) -> nn.Sequenti
         layers += [nn.Linear(n_in if i == 0 else n_hidden, n_hidden), nn.LayerNorm(n_hidden)]
         layers += [nn.LeakyReLU(0.2), nn.Dropout(dropout)]
     return nn.Sequential(*layers)
-
-
-def _log_normalise(x: torch.Tensor) -> torch.Tensor:
-    """``log1p`` of counts per 10 000 (the discriminator's view of a profile)."""
-    return torch.log1p(1e4 * x / x.sum(-1, keepdim=True).clamp_min(1.0))
 
 
 class GenerativeAugmenterModule(BaseModuleClass):
@@ -114,7 +111,7 @@ class GenerativeAugmenterModule(BaseModuleClass):
     def discriminate(self, anchor: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
         """Logit that ``(anchor, other)`` is a real pair of nearby cells."""
         return self.discriminator(
-            torch.cat([_log_normalise(anchor), _log_normalise(other)], -1)
+            torch.cat([log_normalise(anchor), log_normalise(other)], -1)
         ).squeeze(-1)
 
     def loss(

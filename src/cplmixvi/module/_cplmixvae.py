@@ -21,6 +21,7 @@ from cplmixvi.nn import (
     gaussian_nll,
     gumbel_softmax,
     information_coupling,
+    log_normalise,
     marginal_entropy,
     normal_kl,
     perturbed_aitchison_sq,
@@ -126,6 +127,10 @@ class CplMixVAE(BaseModuleClass):
         self.register_buffer("temperature", torch.tensor(1.0))
         # categories still in use (False once pruned); saved in the state dict
         self.register_buffer("type_mask", torch.ones(n_types, dtype=torch.bool))
+        # counts enter the encoder as log1p of counts per 10^4 (False: log1p of raw counts, as
+        # in models saved by 0.1.0); saved in the state dict, mirrored as a Python bool
+        self.register_buffer("library_normalised", torch.tensor(True))
+        self._library_normalised = True
         # mirrors ``not type_mask.all()`` as a Python bool: no host read of the mask per step,
         # and torch.compile guards on it instead of breaking its graph
         self._pruned = False
@@ -166,6 +171,10 @@ class CplMixVAE(BaseModuleClass):
     def _batch(tensors: dict[str, torch.Tensor]) -> torch.Tensor | None:
         return tensors.get(REGISTRY_KEYS.BATCH_KEY)
 
+    def _encoder_input(self, counts: torch.Tensor) -> torch.Tensor:
+        """What the encoders see of counts: ``log1p`` of counts per 10^4 (depth-invariant)."""
+        return log_normalise(counts) if self._library_normalised else torch.log1p(counts)
+
     # ----- the model ----------------------------------------------------------------------
     @auto_move_data
     def inference(
@@ -179,12 +188,14 @@ class CplMixVAE(BaseModuleClass):
         During training every arm sees its own augmented copy and the type is a Gumbel-softmax
         sample at the current temperature; otherwise all arms see ``x`` and the type is the
         one-hot argmax. While ``pretraining`` the type code is the posterior ``q(c|x)`` itself.
+        Counts enter the encoders as ``log1p`` of counts per 10^4
+        (:func:`cplmixvi.nn.log_normalise`); the decoder's mean keeps each copy's library size.
         With ``objective="consensus"`` the type enters the state posterior and the decoder
         detached after pretraining. ``deterministic`` returns the state mean instead of a sample.
         """
         xa = self.augmenter(x, self.n_arms) if self.training else x.expand(self.n_arms, *x.shape)
         counts = self.gene_likelihood in COUNT_LIKELIHOODS
-        x_in = torch.log1p(xa) if counts else xa
+        x_in = self._encoder_input(xa) if counts else xa
         h = self.encoder(x_in, batch_index)
         logits = self.type_head(h)
         if self.is_pruned:  # pruned types get log q = -inf: softmax and Gumbel over survivors
@@ -369,8 +380,11 @@ class CplMixVAE(BaseModuleClass):
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # models saved before pruning existed have no mask: every category is in use
         state_dict.setdefault(prefix + "type_mask", torch.ones_like(self.type_mask))
+        # models saved before the library-normalised input encoded log1p of raw counts
+        state_dict.setdefault(prefix + "library_normalised", torch.tensor(False))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         self._pruned = not bool(self.type_mask.all())
+        self._library_normalised = bool(self.library_normalised)
 
     def _loss_metrics(self, rec, kl_state, entropy, log_probs) -> dict:
         """Per-arm means of every term of the loss, for the training history."""

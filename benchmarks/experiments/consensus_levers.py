@@ -1,0 +1,124 @@
+"""Screen of levers on the consensus phase: 4 sets x 3 seeds, and how stable the types are.
+
+One CplMixVI fit per (dataset, seed, lever) with package defaults except the lever, in a fresh
+process (one torch thread, ``OMP_WAIT_POLICY=PASSIVE``, two fits side by side). Besides the
+scores, every row measures on 2 000 cells how often a cell's argmax type survives the
+training-time noise: ``stable_dropout`` (encoder in training mode, dropout and batch
+statistics, un-augmented input) and ``stable_aug`` (training mode and each arm's augmented
+copy), both against the evaluation-mode argmax, and ``margin_median``, the median gap between
+the two largest type logits. Levers with public options: ``default`` and ``drop0``
+(``dropout_rate=0``); ``me<g>`` sets ``marginal_entropy_weight=g``. The rows of
+``benchmarks/results/consensus_levers.jsonl`` named ``norm``, ``clean``, ``lrdecay`` and
+``beta0.1`` were made with temporary switches, since removed (``norm`` became the default):
+see ``benchmarks/results/consensus_levers.md``. Usage::
+
+    python benchmarks/experiments/consensus_levers.py --levers default drop0 --seeds 0 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE.parent / "results" / "consensus_levers.jsonl"
+
+
+def run_one(dataset: str, seed: int, lever: str) -> dict:
+    import time
+
+    import scvi
+    import torch
+
+    torch.set_num_threads(1)
+    sys.path.insert(0, str(HERE.parent))
+    from clustering import DATASETS, load
+
+    from cplmixvi import CplMixVI
+    from cplmixvi.metrics import clustering_scores
+
+    adata = load(dataset)
+    truth = adata.obs["cell_type"].astype(str).to_numpy()
+    scvi.settings.seed = seed
+    CplMixVI.setup_anndata(adata)
+    kwargs = {"dropout_rate": 0.0} if "drop0" in lever else {}
+    for token in lever.split(","):
+        if token.startswith("me"):
+            kwargs["marginal_entropy_weight"] = float(token[2:])
+    model = CplMixVI(adata, n_types=DATASETS[dataset], **kwargs)
+    row = {"dataset": dataset, "seed": seed, "lever": lever}
+    t0 = time.perf_counter()
+    model.train(accelerator="cpu", enable_progress_bar=False, enable_model_summary=False)
+    row["fit_s"] = time.perf_counter() - t0
+    table = model.get_type_assignments()
+    row.update(clustering_scores(truth, table["type"].astype(str)))
+    row["types_with_cells"] = int(table["type"].nunique())
+    row["consensus"] = float((table["arm_agreement"] == 1).mean())
+    row.update(stability(model))
+    return row
+
+
+def stability(model, n: int = 2000) -> dict:
+    """How often a cell's argmax type survives the training-time noise (dropout, augmentation)."""
+    import numpy as np
+    import torch
+
+    module, adata = model.module, model.adata
+    rng = np.random.default_rng(0)
+    idx = np.sort(rng.choice(adata.n_obs, min(n, adata.n_obs), replace=False))
+    x = adata.X[idx]
+    x = x.toarray() if hasattr(x, "toarray") else np.asarray(x)
+    x = torch.as_tensor(x, dtype=torch.float32)
+
+    def argmax(train: bool, aug: bool):
+        module.train(train)
+        with torch.no_grad():
+            xa = module.augmenter(x, module.n_arms) if aug else x.expand(module.n_arms, *x.shape)
+            logits = module.type_head(module.encoder(module._encoder_input(xa), None))
+        module.eval()
+        return logits, logits.argmax(-1)
+
+    logits, clean = argmax(False, False)
+    top = logits.topk(2, -1).values
+    out = {"margin_median": float((top[..., 0] - top[..., 1]).median())}
+    out["stable_dropout"] = float((argmax(True, False)[1] == clean).float().mean())
+    out["stable_aug"] = float((argmax(True, True)[1] == clean).float().mean())
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument(
+        "--datasets", nargs="+", default=["mop_10x", "pbmc_10x_4k", "worm_neuron", "mouse_bladder"]
+    )
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--levers", nargs="+", default=["default"])
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(run_one(args.one[0], int(args.one[1]), args.one[2])))
+        return
+    runs = [(d, s, lv) for lv in args.levers for s in args.seeds for d in args.datasets]
+
+    def launch(run) -> None:
+        env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS="1")
+        cmd = [sys.executable, __file__, "--one", *map(str, run)]
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if done.returncode:
+            print(done.stderr[-3000:], file=sys.stderr)
+            return
+        with OUT.open("a") as out:
+            out.write(done.stdout.strip().splitlines()[-1] + "\n")
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        list(pool.map(launch, runs))
+
+
+if __name__ == "__main__":
+    main()
