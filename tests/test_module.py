@@ -482,3 +482,15 @@ def test_models_saved_before_the_normalised_input_keep_log1p_of_raw_counts():
     # and a state dict of this version round-trips with the flag on
     module.load_state_dict(module.state_dict())
     assert bool(module.library_normalised)
+
+
+def test_separate_state_encoder_reads_log1p_of_raw_counts():
+    torch.manual_seed(0)
+    module = _module("nb", state_encoder="separate").eval()
+    x = _data("nb")
+    out = module.inference(x, deterministic=True)
+    hidden = module.state_features(torch.log1p(x).expand(2, *x.shape), None)
+    state = module.state_head(torch.cat([hidden, out["c"]], dim=-1))
+    torch.testing.assert_close(out["qs_mean"], state.chunk(2, dim=-1)[0])
+    # the types stay depth-invariant
+    torch.testing.assert_close(module.inference(3 * x)["log_probs"], out["log_probs"])
