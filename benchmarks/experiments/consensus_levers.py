@@ -7,7 +7,8 @@ training-time noise: ``stable_dropout`` (encoder in training mode, dropout and b
 statistics, un-augmented input) and ``stable_aug`` (training mode and each arm's augmented
 copy), both against the evaluation-mode argmax, and ``margin_median``, the median gap between
 the two largest type logits. Levers with public options: ``default`` and ``drop0``
-(``dropout_rate=0``); ``me<g>`` sets ``marginal_entropy_weight=g``. The rows of
+(``dropout_rate=0``); ``me<g>`` sets ``marginal_entropy_weight=g``; ``ep<f>`` trains ``f``
+times the default epochs. The rows of
 ``benchmarks/results/consensus_levers.jsonl`` named ``norm``, ``clean``, ``lrdecay`` and
 ``beta0.1`` were made with temporary switches, since removed (``norm`` became the default):
 see ``benchmarks/results/consensus_levers.md``. Usage::
@@ -41,6 +42,7 @@ def run_one(dataset: str, seed: int, lever: str) -> dict:
 
     from cplmixvi import CplMixVI
     from cplmixvi.metrics import clustering_scores
+    from cplmixvi.model._cplmixvi import default_max_epochs
 
     adata = load(dataset)
     truth = adata.obs["cell_type"].astype(str).to_numpy()
@@ -50,10 +52,16 @@ def run_one(dataset: str, seed: int, lever: str) -> dict:
     for token in lever.split(","):
         if token.startswith("me"):
             kwargs["marginal_entropy_weight"] = float(token[2:])
+    train_kwargs = {}
+    for token in lever.split(","):
+        if token.startswith("ep"):  # e.g. ep1.4: 1.4 times the default epochs
+            train_kwargs["max_epochs"] = round(float(token[2:]) * default_max_epochs(adata.n_obs))
     model = CplMixVI(adata, n_types=DATASETS[dataset], **kwargs)
     row = {"dataset": dataset, "seed": seed, "lever": lever}
     t0 = time.perf_counter()
-    model.train(accelerator="cpu", enable_progress_bar=False, enable_model_summary=False)
+    model.train(
+        accelerator="cpu", enable_progress_bar=False, enable_model_summary=False, **train_kwargs
+    )
     row["fit_s"] = time.perf_counter() - t0
     table = model.get_type_assignments()
     row.update(clustering_scores(truth, table["type"].astype(str)))
