@@ -127,7 +127,7 @@ class CplMixVAE(BaseModuleClass):
         self.register_buffer("temperature", torch.tensor(1.0))
         # categories still in use (False once pruned); saved in the state dict
         self.register_buffer("type_mask", torch.ones(n_types, dtype=torch.bool))
-        # counts enter the encoder as log1p of counts per 10^4 (False: log1p of raw counts, as
+        # counts enter the type encoder as log1p of counts per 10^4 (False: log1p of raw counts, as
         # in models saved by 0.1.0); saved in the state dict, mirrored as a Python bool
         self.register_buffer("library_normalised", torch.tensor(True))
         self._library_normalised = True
@@ -172,7 +172,7 @@ class CplMixVAE(BaseModuleClass):
         return tensors.get(REGISTRY_KEYS.BATCH_KEY)
 
     def _encoder_input(self, counts: torch.Tensor) -> torch.Tensor:
-        """What the encoders see of counts: ``log1p`` of counts per 10^4 (depth-invariant)."""
+        """What the type encoder sees of counts: ``log1p`` of counts per 10^4 (depth-invariant)."""
         return log_normalise(counts) if self._library_normalised else torch.log1p(counts)
 
     # ----- the model ----------------------------------------------------------------------
@@ -212,8 +212,8 @@ class CplMixVAE(BaseModuleClass):
         if self.objective == "consensus" and not self.pretraining:
             c = c.detach()  # the types learn from the consensus target, not from the ELBO
         if self.state_encoder == "separate":
-            # the state's own encoder keeps log1p of the raw counts: on the simulator its
-            # planted states are found about twice as often as from counts per 10^4
+            # the state's own encoder keeps log1p of the raw counts: on the simulator it found
+            # the planted state genes more often (top-n precision 0.57 vs 0.34, 3 seeds)
             h = self.state_features(torch.log1p(xa) if counts else xa, batch_index)
         state = self.state_head(torch.cat([h, c], dim=-1))
         qs_mean, qs_logvar = state.chunk(2, dim=-1)
