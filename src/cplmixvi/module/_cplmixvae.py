@@ -127,13 +127,11 @@ class CplMixVAE(BaseModuleClass):
         self.register_buffer("temperature", torch.tensor(1.0))
         # categories still in use (False once pruned); saved in the state dict
         self.register_buffer("type_mask", torch.ones(n_types, dtype=torch.bool))
-        # counts enter the type encoder as log1p of counts per 10^4 (False: log1p of raw counts, as
-        # in models saved by 0.1.0); saved in the state dict, mirrored as a Python bool
+        # type encoder input: counts per 10^4 (False: raw counts, as in models of 0.1.0)
         self.register_buffer("library_normalised", torch.tensor(True))
-        self._library_normalised = True
-        # mirrors ``not type_mask.all()`` as a Python bool: no host read of the mask per step,
-        # and torch.compile guards on it instead of breaking its graph
-        self._pruned = False
+        # Python-bool mirrors of ``not type_mask.all()`` and ``library_normalised``: no host read
+        # per step, and torch.compile guards on them instead of breaking its graph
+        self._pruned, self._library_normalised = False, True
         n_cat = n_batch if n_batch > 1 else 0
 
         self.encoder = ArmMLP(n_arms, n_input, n_hidden, n_layers, n_cat, dropout_rate)
@@ -188,9 +186,8 @@ class CplMixVAE(BaseModuleClass):
         During training every arm sees its own augmented copy and the type is a Gumbel-softmax
         sample at the current temperature; otherwise all arms see ``x`` and the type is the
         one-hot argmax. While ``pretraining`` the type code is the posterior ``q(c|x)`` itself.
-        Counts enter the type encoder as ``log1p`` of counts per 10^4
-        (:func:`cplmixvi.nn.log_normalise`), a ``"separate"`` state encoder as ``log1p`` of
-        the counts; the decoder's mean keeps each copy's library size.
+        Counts enter the type encoder as :func:`cplmixvi.nn.log_normalise` of the counts, a
+        ``"separate"`` state encoder as their ``log1p``; the decoder keeps each library size.
         With ``objective="consensus"`` the type enters the state posterior and the decoder
         detached after pretraining. ``deterministic`` returns the state mean instead of a sample.
         """
@@ -212,8 +209,7 @@ class CplMixVAE(BaseModuleClass):
         if self.objective == "consensus" and not self.pretraining:
             c = c.detach()  # the types learn from the consensus target, not from the ELBO
         if self.state_encoder == "separate":
-            # the state's own encoder keeps log1p of the raw counts: on the simulator it found
-            # the planted state genes more often (top-n precision 0.57 vs 0.34, 3 seeds)
+            # raw log1p: more planted state genes found than per 10^4 (docs/model.md)
             h = self.state_features(torch.log1p(xa) if counts else xa, batch_index)
         state = self.state_head(torch.cat([h, c], dim=-1))
         qs_mean, qs_logvar = state.chunk(2, dim=-1)
@@ -383,7 +379,7 @@ class CplMixVAE(BaseModuleClass):
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # models saved before pruning existed have no mask: every category is in use
         state_dict.setdefault(prefix + "type_mask", torch.ones_like(self.type_mask))
-        # models saved before the library-normalised input encoded log1p of raw counts
+        # models saved by 0.1.0 encoded log1p of raw counts
         state_dict.setdefault(prefix + "library_normalised", torch.tensor(False))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         self._pruned = not bool(self.type_mask.all())
