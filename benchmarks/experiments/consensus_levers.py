@@ -56,8 +56,14 @@ def run_one(dataset: str, seed: int, lever: str) -> dict:
     for token in lever.split(","):
         if token.startswith("ep"):  # e.g. ep1.4: 1.4 times the default epochs
             train_kwargs["max_epochs"] = round(float(token[2:]) * default_max_epochs(adata.n_obs))
+    for token in lever.split(","):
+        if token.startswith("reseed"):  # reseed<f>: split into empty categories, first f of phase
+            frac = float(token[6:] or 0.75)
+            train_kwargs["callbacks"] = [reseed_callback(lambda: model, frac)]
     model = CplMixVI(adata, n_types=DATASETS[dataset], **kwargs)
     row = {"dataset": dataset, "seed": seed, "lever": lever}
+    if "pcastart" in lever:
+        pca_start(adata, DATASETS[dataset], seed, truth, row)
     t0 = time.perf_counter()
     model.train(
         accelerator="cpu", enable_progress_bar=False, enable_model_summary=False, **train_kwargs
@@ -69,6 +75,109 @@ def run_one(dataset: str, seed: int, lever: str) -> dict:
     row["consensus"] = float((table["arm_agreement"] == 1).mean())
     row.update(stability(model))
     return row
+
+
+def pca_start(adata, k: int, seed: int, truth, row: dict) -> None:
+    """Start the heads from k-means on scanpy's 50 PCs instead of the arms' codes.
+
+    The heads become the Gaussian assignment around each PCA cluster's mean joint clr code;
+    ``start_*`` in ``row`` score the heads' argmax at the start (and ``pca_*`` the PCA
+    clusters themselves).
+    """
+    import numpy as np
+    import torch
+    from baselines import kmeans_labels, pca_embedding
+
+    import cplmixvi.model._cplmixvi as model_module
+    from cplmixvi.metrics import clustering_scores
+    from cplmixvi.model._results import fuse
+
+    labels = kmeans_labels(pca_embedding(adata, seed).obsm["X_pca"], k, seed)
+    row.update({f"pca_{m}": v for m, v in clustering_scores(truth, labels).items()})
+
+    def init(model, *args, **kwargs):
+        log_probs, _ = model._infer(model.adata, None, 1024)
+        codes = log_probs - log_probs.mean(-1, keepdims=True)
+        n_arms, n, _ = codes.shape
+        joined = codes.transpose(1, 0, 2).reshape(n, n_arms * k)
+        centroids = np.stack([joined[labels == j].mean(0) for j in range(k)])
+        variance = ((joined - centroids[labels]) ** 2).sum() / joined.size
+        centroids = centroids.reshape(k, n_arms, k).transpose(1, 0, 2)
+        model.module.init_type_heads(torch.as_tensor(centroids), beta=0.5 / max(variance, 1e-8))
+        start = fuse(model._infer(model.adata, None, 1024)[0]).argmax(-1)
+        row.update({f"start_{m}": v for m, v in clustering_scores(truth, start).items()})
+
+    model_module.init_types_by_kmeans = init
+
+
+def reseed_callback(get_model, frac: float, min_cells: int = 5):
+    """After each consensus epoch in the first ``frac`` of the phase, re-seed empty categories.
+
+    Every category holding fewer than ``min_cells`` cells (fused argmax over all cells) takes
+    one half of a 2-means split of the live category with the largest within-cluster sum of
+    squares in the arms' joint clr codes (bisecting k-means); the heads are then reset to the
+    Gaussian assignment around the categories' mean codes, as at the k-means start.
+    """
+    from lightning.pytorch.callbacks import Callback
+
+    class Reseed(Callback):
+        def on_train_epoch_end(self, trainer, pl_module):
+            module = pl_module.module
+            start = pl_module.pretrain_epochs
+            n_phase = trainer.max_epochs - start
+            if module.pretraining or trainer.current_epoch + 1 - start > frac * n_phase:
+                return
+            reseed(get_model(), min_cells, self.parents, self.tried)
+
+    callback = Reseed()
+    callback.parents, callback.tried = {}, set()
+    return callback
+
+
+def reseed(model, min_cells: int, parents: dict, tried: set) -> int:
+    """One re-seeding pass; a parent whose split died again is not split a second time."""
+    import numpy as np
+    import scvi
+    import torch
+    from sklearn.cluster import KMeans
+
+    from cplmixvi.model._results import fuse
+
+    log_probs, _ = model._infer(model.adata, None, 1024)
+    labels = fuse(log_probs).argmax(-1)
+    codes = log_probs - log_probs.mean(-1, keepdims=True)
+    n_arms, n, k = codes.shape
+    joined = codes.transpose(1, 0, 2).reshape(n, n_arms * k)
+    counts = np.bincount(labels, minlength=k)
+    empty = [j for j in np.argsort(counts) if counts[j] < min_cells]
+    if not empty:
+        return 0
+    tried.update(parents.pop(e) for e in empty if e in parents)
+
+    def sse(j):
+        members = joined[labels == j]
+        return ((members - members.mean(0)) ** 2).sum() if len(members) > 1 else 0.0
+
+    for e in empty:
+        sizes = np.bincount(labels, minlength=k)
+        candidates = [j for j in range(k) if sizes[j] >= 4 * min_cells and j not in tried]
+        if not candidates:
+            break
+        big = max(candidates, key=sse)
+        parents[e] = big
+        idx = np.flatnonzero(labels == big)
+        split = KMeans(2, n_init=3, random_state=scvi.settings.seed).fit(joined[idx])
+        part = split.labels_ == np.argmin(np.bincount(split.labels_))
+        labels[idx[part]] = e
+    far = joined.mean(0) - 1e3 * np.tile(np.eye(k), n_arms)  # (k, A*k): no cell goes there
+    centroids = np.stack(
+        [joined[labels == j].mean(0) if (labels == j).any() else far[j] for j in range(k)]
+    )
+    variance = sum(((joined[labels == j] - centroids[j]) ** 2).sum() for j in range(k))
+    variance /= joined.size
+    centroids = centroids.reshape(k, n_arms, k).transpose(1, 0, 2)
+    model.module.init_type_heads(torch.as_tensor(centroids), beta=0.5 / max(variance, 1e-8))
+    return len(empty)
 
 
 def stability(model, n: int = 2000) -> dict:

@@ -1,0 +1,124 @@
+"""How good is the k-means start, and would another representation of the pretrained arms be better?
+
+One default CplMixVI fit per (dataset, seed) is stopped right after pretraining (at the k-means
+start). k-means with K clusters (10 initialisations) then runs on: the arms' joint clr type
+codes (what the package uses), the mean over arms of the encoders' hidden layer, the joint
+state means, codes and states side by side, and the 50 PCs of scanpy's standard preprocessing
+(the PCA + k-means baseline); rows with their ACC / ARI / AMI go to
+``benchmarks/results/start_quality.jsonl``. Usage::
+
+    python benchmarks/experiments/start_quality.py --seeds 0 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE.parent / "results" / "start_quality.jsonl"
+
+
+class _Stop(Exception):
+    pass
+
+
+def run_one(dataset: str, seed: int) -> list[dict]:
+    import numpy as np
+    import scvi
+    import torch
+
+    torch.set_num_threads(1)
+    sys.path.insert(0, str(HERE.parent))
+    from baselines import kmeans_labels, pca_embedding
+    from clustering import DATASETS, load
+
+    import cplmixvi.model._cplmixvi as model_module
+    from cplmixvi import CplMixVI
+    from cplmixvi.metrics import clustering_scores
+
+    adata = load(dataset)
+    truth = adata.obs["cell_type"].astype(str).to_numpy()
+    k = DATASETS[dataset]
+    scvi.settings.seed = seed
+    CplMixVI.setup_anndata(adata)
+    model = CplMixVI(adata, n_types=k)
+    reps: dict[str, np.ndarray] = {}
+
+    def capture(m, *args, **kwargs):
+        log_probs, states = m._infer(m.adata, None, 1024)
+        codes = log_probs - log_probs.mean(-1, keepdims=True)
+        reps["codes"] = codes.transpose(1, 0, 2).reshape(adata.n_obs, -1)
+        reps["state"] = states.transpose(1, 0, 2).reshape(adata.n_obs, -1)
+        reps["codes+state"] = np.hstack([reps["codes"], reps["state"]])
+        reps["hidden"] = hidden(m)
+        raise _Stop
+
+    model_module.init_types_by_kmeans = capture
+    try:
+        model.train(accelerator="cpu", enable_progress_bar=False, enable_model_summary=False)
+    except _Stop:
+        pass
+    reps["pca"] = pca_embedding(adata, seed).obsm["X_pca"]
+    rows = []
+    for name, rep in reps.items():
+        row = {"dataset": dataset, "seed": seed, "representation": name}
+        row.update(clustering_scores(truth, kmeans_labels(rep, k, seed)))
+        rows.append(row)
+    return rows
+
+
+def hidden(model):
+    """The arms' mean encoder hidden layer of every cell (evaluation mode)."""
+    import numpy as np
+    import torch
+
+    module, x = model.module, model.adata.X
+    out = []
+    module.eval()
+    with torch.no_grad():
+        for start in range(0, x.shape[0], 1024):
+            block = x[start : start + 1024]
+            block = block.toarray() if hasattr(block, "toarray") else np.asarray(block)
+            block = torch.as_tensor(block, dtype=torch.float32).expand(module.n_arms, -1, -1)
+            out.append(module.encoder(module._encoder_input(block), None).mean(0).numpy())
+    return np.concatenate(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument(
+        "--datasets", nargs="+", default=["mop_10x", "pbmc_10x_4k", "worm_neuron", "mouse_bladder"]
+    )
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        for row in run_one(args.one[0], int(args.one[1])):
+            print(json.dumps(row))
+        return
+    runs = [(d, s) for s in args.seeds for d in args.datasets]
+
+    def launch(run) -> None:
+        env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS="1")
+        cmd = [sys.executable, __file__, "--one", *map(str, run)]
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if done.returncode:
+            print(done.stderr[-3000:], file=sys.stderr)
+            return
+        lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+        with OUT.open("a") as out:
+            out.write("\n".join(lines) + "\n")
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        list(pool.map(launch, runs))
+
+
+if __name__ == "__main__":
+    main()
