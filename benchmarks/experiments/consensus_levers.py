@@ -62,8 +62,8 @@ def run_one(dataset: str, seed: int, lever: str) -> dict:
             train_kwargs["callbacks"] = [reseed_callback(lambda: model, frac)]
     model = CplMixVI(adata, n_types=DATASETS[dataset], **kwargs)
     row = {"dataset": dataset, "seed": seed, "lever": lever}
-    if "pcastart" in lever:
-        pca_start(adata, DATASETS[dataset], seed, truth, row)
+    if "pcastart" in lever or "mixstart" in lever:
+        pca_start(adata, DATASETS[dataset], seed, truth, row, mix="mixstart" in lever)
     t0 = time.perf_counter()
     model.train(
         accelerator="cpu", enable_progress_bar=False, enable_model_summary=False, **train_kwargs
@@ -77,8 +77,11 @@ def run_one(dataset: str, seed: int, lever: str) -> dict:
     return row
 
 
-def pca_start(adata, k: int, seed: int, truth, row: dict) -> None:
+def pca_start(adata, k: int, seed: int, truth, row: dict, mix: bool = False) -> None:
     """Start the heads from k-means on scanpy's 50 PCs instead of the arms' codes.
+
+    With ``mix``, k-means runs on the codes and the PCs side by side, each block scaled to
+    unit total variance.
 
     The heads become the Gaussian assignment around each PCA cluster's mean joint clr code;
     ``start_*`` in ``row`` score the heads' argmax at the start (and ``pca_*`` the PCA
@@ -92,14 +95,20 @@ def pca_start(adata, k: int, seed: int, truth, row: dict) -> None:
     from cplmixvi.metrics import clustering_scores
     from cplmixvi.model._results import fuse
 
-    labels = kmeans_labels(pca_embedding(adata, seed).obsm["X_pca"], k, seed)
+    pcs = pca_embedding(adata, seed).obsm["X_pca"]
+    labels = kmeans_labels(pcs, k, seed)
     row.update({f"pca_{m}": v for m, v in clustering_scores(truth, labels).items()})
 
     def init(model, *args, **kwargs):
+        nonlocal labels
         log_probs, _ = model._infer(model.adata, None, 1024)
         codes = log_probs - log_probs.mean(-1, keepdims=True)
         n_arms, n, _ = codes.shape
         joined = codes.transpose(1, 0, 2).reshape(n, n_arms * k)
+        if mix:
+            blocks = [b - b.mean(0) for b in (joined, pcs)]
+            both = np.hstack([b / np.sqrt((b**2).sum(1).mean()) for b in blocks])
+            labels = kmeans_labels(both, k, seed)
         centroids = np.stack([joined[labels == j].mean(0) for j in range(k)])
         variance = ((joined - centroids[labels]) ** 2).sum() / joined.size
         centroids = centroids.reshape(k, n_arms, k).transpose(1, 0, 2)
