@@ -8,7 +8,9 @@ statistics, un-augmented input) and ``stable_aug`` (training mode and each arm's
 copy), both against the evaluation-mode argmax, and ``margin_median``, the median gap between
 the two largest type logits. Levers with public options: ``default`` and ``drop0``
 (``dropout_rate=0``); ``me<g>`` sets ``marginal_entropy_weight=g``; ``ep<f>`` trains ``f``
-times the default epochs. The rows of
+times the default epochs; ``reseed`` re-seeds empty categories by bisecting k-means
+(:func:`reseed`); ``pcastart`` starts the heads from k-means on scanpy's 50 PCs and
+``mixstart`` from k-means on the codes and the PCs side by side (:func:`pca_start`). The rows of
 ``benchmarks/results/consensus_levers.jsonl`` named ``norm``, ``clean``, ``lrdecay`` and
 ``beta0.1`` were made with temporary switches, since removed (``norm`` became the default):
 see ``benchmarks/results/consensus_levers.md``. Usage::
