@@ -8,9 +8,10 @@ statistics, un-augmented input) and ``stable_aug`` (training mode and each arm's
 copy), both against the evaluation-mode argmax, and ``margin_median``, the median gap between
 the two largest type logits. Levers with public options: ``default`` and ``drop0``
 (``dropout_rate=0``); ``me<g>`` sets ``marginal_entropy_weight=g``; ``ep<f>`` trains ``f``
-times the default epochs; ``reseed`` re-seeds empty categories by bisecting k-means
-(:func:`reseed`); ``pcastart`` starts the heads from k-means on scanpy's 50 PCs and
-``mixstart`` from k-means on the codes and the PCs side by side (:func:`pca_start`). The rows of
+times the default epochs; ``pt<f>`` pretrains for ``f`` of them; ``reseed`` re-seeds
+empty categories by bisecting k-means (:func:`reseed`); ``pcastart`` starts the heads from
+k-means on scanpy's 50 PCs and ``mixstart`` from k-means on the codes and the PCs side by
+side (:func:`pca_start`). The rows of
 ``benchmarks/results/consensus_levers.jsonl`` named ``norm``, ``clean``, ``lrdecay`` and
 ``beta0.1`` were made with temporary switches, since removed (``norm`` became the default):
 see ``benchmarks/results/consensus_levers.md``. Usage::
@@ -58,6 +59,9 @@ def run_one(dataset: str, seed: int, lever: str) -> dict:
     for token in lever.split(","):
         if token.startswith("ep"):  # e.g. ep1.4: 1.4 times the default epochs
             train_kwargs["max_epochs"] = round(float(token[2:]) * default_max_epochs(adata.n_obs))
+        if token.startswith("pt"):  # e.g. pt0.75: that fraction of the default epochs pretrains
+            n_epochs = default_max_epochs(adata.n_obs)
+            train_kwargs["pretrain_epochs"] = round(float(token[2:]) * n_epochs)
     for token in lever.split(","):
         if token.startswith("reseed"):  # reseed<f>: split into empty categories, first f of phase
             frac = float(token[6:] or 0.75)
