@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from _children import run_children
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE.parent / "results" / "consensus_levers.jsonl"
@@ -238,18 +237,7 @@ def main() -> None:
         return
     runs = [(d, s, lv) for lv in args.levers for s in args.seeds for d in args.datasets]
 
-    def launch(run) -> None:
-        env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS="1")
-        cmd = [sys.executable, __file__, "--one", *map(str, run)]
-        done = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        if done.returncode:
-            print(done.stderr[-3000:], file=sys.stderr)
-            return
-        with OUT.open("a") as out:
-            out.write(done.stdout.strip().splitlines()[-1] + "\n")
-
-    with ThreadPoolExecutor(args.jobs) as pool:
-        list(pool.map(launch, runs))
+    run_children(__file__, runs, OUT, args.jobs)
 
 
 if __name__ == "__main__":
