@@ -67,6 +67,11 @@ def run_one(dataset: str, seed: int, lever: str) -> dict:
             train_kwargs["callbacks"] = [reseed_callback(lambda: model, frac)]
     model = CplMixVI(adata, n_types=DATASETS[dataset], **kwargs)
     row = {"dataset": dataset, "seed": seed, "lever": lever}
+    for token in lever.split(","):
+        if token.startswith("zscore"):  # zscore<clip>: per-gene standardised encoder input
+            zscore_input(model, adata, float(token[6:] or 10))
+        if token.startswith("codecouple"):  # codecouple<w>: arms' codes coupled while pretraining
+            couple_pretraining(model, float(token[10:] or 1))
     if "pcastart" in lever or "mixstart" in lever:
         pca_start(adata, DATASETS[dataset], seed, truth, row, mix="mixstart" in lever)
     t0 = time.perf_counter()
@@ -122,6 +127,64 @@ def pca_start(adata, k: int, seed: int, truth, row: dict, mix: bool = False) -> 
         row.update({f"start_{m}": v for m, v in clustering_scores(truth, start).items()})
 
     model_module.init_types_by_kmeans = init
+
+
+def zscore_input(model, adata, clip: float) -> None:
+    """The type encoder reads each gene's log-normalised value standardised over the cells.
+
+    As scanpy's ``pp.scale(max_value=clip)`` does before PCA (and scDeepCluster before its
+    autoencoder): ``(log1p(counts per 10^4) - mean_g) / sd_g``, clipped at ``clip``.
+    """
+    import numpy as np
+    import scanpy as sc
+    import torch
+
+    from cplmixvi.nn import log_normalise
+
+    norm = sc.pp.normalize_total(adata, target_sum=1e4, inplace=False)["X"]
+    norm = norm.toarray() if hasattr(norm, "toarray") else np.asarray(norm)
+    logged = np.log1p(norm)
+    mean = torch.as_tensor(logged.mean(0), dtype=torch.float32)
+    sd = torch.as_tensor(logged.std(0), dtype=torch.float32).clamp_min(1e-6)
+    module = model.module
+
+    def encoder_input(counts):
+        z = (log_normalise(counts) - mean.to(counts)) / sd.to(counts)
+        return z.clamp(max=clip)
+
+    module._encoder_input = encoder_input
+
+
+def couple_pretraining(model, weight: float) -> None:
+    """While pretraining, add ``weight`` times the squared distance of the arms' clr type codes.
+
+    Each arm sees its own augmented copy of a cell; the term asks the arms to give the copies
+    the same code, so the codes keep what the augmentation preserves (the type), as the
+    coupling of Eq. 7 does, before the k-means start reads them.
+    """
+    import torch
+    from scvi.module.base import LossOutput
+
+    module = model.module
+    loss = module.loss
+
+    def coupled(tensors, inference_outputs, generative_outputs, kl_weight=1.0):
+        out = loss(tensors, inference_outputs, generative_outputs, kl_weight)
+        if not module.pretraining:
+            return out
+        log_probs = inference_outputs["log_probs"]
+        clr = log_probs - log_probs.mean(-1, keepdim=True)
+        first, second = torch.triu_indices(module.n_arms, module.n_arms, 1)
+        distance = (clr[first] - clr[second]).pow(2).sum(-1).mean()
+        metrics = dict(out.extra_metrics, code_distance=distance.detach())
+        return LossOutput(
+            loss=out.loss + weight * distance,
+            reconstruction_loss=out.reconstruction_loss,
+            kl_local=out.kl_local,
+            extra_metrics=metrics,
+        )
+
+    module.loss = coupled
 
 
 def reseed_callback(get_model, frac: float, min_cells: int = 5):

@@ -1,0 +1,39 @@
+"""Each lever's rows of ``consensus_levers.jsonl`` against the defaults' rows of ``clustering.csv``.
+
+Per data set: the lever's mean ACC / ARI / AMI / categories over its seeds and the mean
+difference from the default fit of the same data set and seed (``d*``), then the mean
+difference over every run. Usage::
+
+    python benchmarks/experiments/summarise_levers.py zscore pt0.75
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+
+
+def summarise(lever: str) -> pd.DataFrame:
+    """Per-data-set means of one lever and of its differences from the defaults."""
+    rows = pd.read_json(RESULTS / "consensus_levers.jsonl", lines=True)
+    rows = rows[rows["lever"] == lever].rename(columns={"types_with_cells": "n_clusters"})
+    base = pd.read_csv(RESULTS / "clustering.csv")
+    base = base[base["method"] == "cplmixvi"]
+    both = rows.merge(base, on=["dataset", "seed"], suffixes=("", "_default"))
+    scores = ["acc", "ari", "ami", "n_clusters"]
+    for m in scores:
+        both[f"d{m}"] = both[m] - both[f"{m}_default"]
+    cols = scores + [f"d{m}" for m in scores]
+    table = both.groupby("dataset")[cols].mean()
+    table["runs"] = both.groupby("dataset").size()
+    table.loc["all"] = [*both[cols].mean(), len(both)]
+    return table.round(3)
+
+
+if __name__ == "__main__":
+    for name in sys.argv[1:]:
+        print(f"## {name}\n{summarise(name).to_markdown()}\n")
