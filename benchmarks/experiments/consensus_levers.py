@@ -7,11 +7,14 @@ training-time noise: ``stable_dropout`` (encoder in training mode, dropout and b
 statistics, un-augmented input) and ``stable_aug`` (training mode and each arm's augmented
 copy), both against the evaluation-mode argmax, and ``margin_median``, the median gap between
 the two largest type logits. Levers with public options: ``default`` and ``drop0``
-(``dropout_rate=0``); ``me<g>`` sets ``marginal_entropy_weight=g``; ``ep<f>`` trains ``f``
-times the default epochs; ``pt<f>`` pretrains for ``f`` of them; ``reseed`` re-seeds
-empty categories by bisecting k-means (:func:`reseed`); ``pcastart`` starts the heads from
-k-means on scanpy's 50 PCs and ``mixstart`` from k-means on the codes and the PCs side by
-side (:func:`pca_start`). The rows of
+(``dropout_rate=0``); ``me<g>`` sets ``marginal_entropy_weight=g``; ``ns<d>``
+``n_state=d``; ``ep<f>`` trains ``f`` times the default epochs; ``pt<f>`` pretrains for
+``f`` of them. Levers that patch the model: ``reseed`` re-seeds empty categories by
+bisecting k-means (:func:`reseed`); ``pcastart`` starts the heads from k-means on scanpy's
+50 PCs and ``mixstart`` from k-means on the codes and the PCs side by side
+(:func:`pca_start`); ``zscore<clip>`` standardises the encoder input per gene
+(:func:`zscore_input`); ``codecouple<w>`` couples the arms' codes while pretraining
+(:func:`couple_pretraining`). The rows of
 ``benchmarks/results/consensus_levers.jsonl`` named ``norm``, ``clean``, ``lrdecay`` and
 ``beta0.1`` were made with temporary switches, since removed (``norm`` became the default):
 see ``benchmarks/results/consensus_levers.md``. Usage::
@@ -54,6 +57,8 @@ def run_one(dataset: str, seed: int, lever: str) -> dict:
     for token in lever.split(","):
         if token.startswith("me"):
             kwargs["marginal_entropy_weight"] = float(token[2:])
+        if token.startswith("ns"):  # ns<d>: a d-dimensional state
+            kwargs["n_state"] = int(token[2:])
     train_kwargs = {}
     for token in lever.split(","):
         if token.startswith("ep"):  # e.g. ep1.4: 1.4 times the default epochs
