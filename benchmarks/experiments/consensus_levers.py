@@ -7,16 +7,15 @@ training-time noise: ``stable_dropout`` (encoder in training mode, dropout and b
 statistics, un-augmented input) and ``stable_aug`` (training mode and each arm's augmented
 copy), both against the evaluation-mode argmax, and ``margin_median``, the median gap between
 the two largest type logits. Levers with public options: ``default`` and ``drop0``
-(``dropout_rate=0``); ``me<g>`` sets ``marginal_entropy_weight=g``; ``ns<d>``
-``n_state=d``; ``ep<f>`` trains ``f`` times the default epochs; ``pt<f>`` pretrains for
-``f`` of them. Levers that patch the model: ``reseed`` re-seeds empty categories by
-bisecting k-means (:func:`reseed`); ``pcastart`` starts the heads from k-means on scanpy's
-50 PCs and ``mixstart`` from k-means on the codes and the PCs side by side
-(:func:`pca_start`); ``zscore<clip>`` standardises the encoder input per gene
-(:func:`zscore_input`); ``codecouple<w>`` couples the arms' codes while pretraining
-(:func:`couple_pretraining`). The rows of
-``benchmarks/results/consensus_levers.jsonl`` named ``norm``, ``clean``, ``lrdecay`` and
-``beta0.1`` were made with temporary switches, since removed (``norm`` became the default):
+(``dropout_rate=0``); ``me<g>`` sets ``marginal_entropy_weight=g``; ``ns<d>`` ``n_state=d``;
+``aug<name>`` ``augmentation=name``; ``ep<f>`` trains ``f`` times the default epochs; ``pt<f>``
+pretrains for ``f`` of them. Levers that patch the model: ``reseed`` re-seeds empty categories
+by bisecting k-means (:func:`reseed`); ``pcastart`` starts the heads from k-means on scanpy's
+50 PCs and ``mixstart`` from k-means on the codes and the PCs side by side (:func:`pca_start`);
+``zscore<clip>`` standardises the encoder input per gene (:func:`zscore_input`);
+``codecouple<w>`` couples the arms' codes while pretraining (:func:`couple_pretraining`). The
+rows of ``benchmarks/results/consensus_levers.jsonl`` named ``norm``, ``clean``, ``lrdecay``
+and ``beta0.1`` were made with temporary switches, since removed (``norm`` became the default):
 see ``benchmarks/results/consensus_levers.md``. Usage::
 
     python benchmarks/experiments/consensus_levers.py --levers default drop0 --seeds 0 1 2
@@ -59,6 +58,8 @@ def run_one(dataset: str, seed: int, lever: str) -> dict:
             kwargs["marginal_entropy_weight"] = float(token[2:])
         if token.startswith("ns"):  # ns<d>: a d-dimensional state
             kwargs["n_state"] = int(token[2:])
+        if token.startswith("aug"):  # aug<name>: augmentation=name, e.g. augnone
+            kwargs["augmentation"] = token[3:]
     train_kwargs = {}
     for token in lever.split(","):
         if token.startswith("ep"):  # e.g. ep1.4: 1.4 times the default epochs
