@@ -30,16 +30,15 @@ def recall_table(truth: np.ndarray, labels: dict[str, np.ndarray]) -> pd.DataFra
 
     types, sizes = np.unique(truth, return_counts=True)
     table = pd.DataFrame({"cells": sizes}, index=types)
+    owners = {}  # per clusterer: the reference type each cell's cluster is matched to
     for name, pred in labels.items():
         mapping = hungarian_mapping(truth, pred)
-        matched = np.array([mapping.get(p) for p in pred], dtype=object)
-        table[f"recall {name}"] = [np.mean(matched[truth == t] == t) for t in types]
-    ours = labels["cplmixvi"]
-    mapping = hungarian_mapping(truth, ours)
-    owner = np.array([mapping.get(p, "unmatched") for p in ours], dtype=object)
+        owners[name] = np.array([mapping.get(p, "unmatched") for p in pred], dtype=object)
+        table[f"recall {name}"] = [np.mean(owners[name][truth == t] == t) for t in types]
+    ours = owners["cplmixvi"]
     table["cplmixvi: rest goes to"] = [
-        pd.Series(owner[(truth == t) & (owner != t)]).value_counts().index[0]
-        if ((truth == t) & (owner != t)).any()
+        pd.Series(ours[(truth == t) & (ours != t)]).value_counts().index[0]
+        if ((truth == t) & (ours != t)).any()
         else ""
         for t in types
     ]
