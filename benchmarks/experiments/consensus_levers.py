@@ -13,7 +13,11 @@ pretrains for ``f`` of them. Levers that patch the model: ``reseed`` re-seeds em
 by bisecting k-means (:func:`reseed`); ``pcastart`` starts the heads from k-means on scanpy's
 50 PCs and ``mixstart`` from k-means on the codes and the PCs side by side (:func:`pca_start`);
 ``zscore<clip>`` standardises the encoder input per gene (:func:`zscore_input`);
-``codecouple<w>`` couples the arms' codes while pretraining (:func:`couple_pretraining`). The
+``codecouple<w>`` couples the arms' codes while pretraining (:func:`couple_pretraining`);
+``fpow<g>`` divides the target by the batch's type frequency to the power ``g`` and
+``sharp<t>`` raises the fused posterior to ``t`` instead of 2 (:func:`patch_target`);
+``split<f>`` fills empty categories with self-contained pieces of live ones during the first
+``f`` of the phase (:func:`split_into_empty`). The
 rows of ``benchmarks/results/consensus_levers.jsonl`` named ``norm``, ``clean``, ``lrdecay``
 and ``beta0.1`` were made with temporary switches, since removed (``norm`` became the default):
 see ``benchmarks/results/consensus_levers.md``. Usage::
@@ -68,6 +72,9 @@ def run_one(dataset: str, seed: int, lever: str) -> dict:
             n_epochs = default_max_epochs(adata.n_obs)
             train_kwargs["pretrain_epochs"] = round(float(token[2:]) * n_epochs)
     for token in lever.split(","):
+        if token.startswith("split"):  # split<f>: self-contained pieces into empty categories
+            frac = float(token[5:] or 0.75)
+            train_kwargs["callbacks"] = [split_callback(lambda: model, frac)]
         if token.startswith("reseed"):  # reseed<f>: split into empty categories, first f of phase
             frac = float(token[6:] or 0.75)
             train_kwargs["callbacks"] = [reseed_callback(lambda: model, frac)]
@@ -78,6 +85,10 @@ def run_one(dataset: str, seed: int, lever: str) -> dict:
             zscore_input(model, adata, float(token[6:] or 10))
         if token.startswith("codecouple"):  # codecouple<w>: arms' codes coupled while pretraining
             couple_pretraining(model, float(token[10:] or 1))
+        if token.startswith("fpow"):  # fpow<g>: target q^2 / f^g (f: the batch's type frequency)
+            patch_target(power=2.0, frequency_power=float(token[4:]))
+        if token.startswith("sharp"):  # sharp<t>: target q^t instead of q^2
+            patch_target(power=float(token[5:]), frequency_power=0.0)
     if "pcastart" in lever or "mixstart" in lever:
         pca_start(adata, DATASETS[dataset], seed, truth, row, mix="mixstart" in lever)
     t0 = time.perf_counter()
@@ -191,6 +202,128 @@ def couple_pretraining(model, weight: float) -> None:
         )
 
     module.loss = coupled
+
+
+def patch_target(power: float, frequency_power: float) -> None:
+    """The consensus target becomes ``p_ik ∝ q_ik^power / f_k^frequency_power``.
+
+    ``q`` is the arms' fused posterior and ``f_k = mean_i q_ik`` its type frequency in the
+    minibatch: ``frequency_power=1`` is DEC's target, ``0`` (with ``power=2``) the default's.
+    """
+    import torch
+
+    import cplmixvi.module._cplmixvae as module_file
+
+    def target(log_probs):
+        fused = torch.log_softmax(log_probs.detach().mean(0), dim=-1)
+        log_freq = torch.logsumexp(fused, dim=0) - fused.new_tensor(fused.shape[0]).log()
+        return torch.softmax(power * fused - frequency_power * log_freq, dim=-1)
+
+    module_file.sharpened_target = target
+
+
+def split_callback(get_model, frac: float):
+    """After each consensus epoch in the first ``frac`` of the phase, fill empty categories.
+
+    See :func:`split_into_empty`; the callback's ``log`` lists ``(epoch, filled)``.
+    """
+    from lightning.pytorch.callbacks import Callback
+
+    class Split(Callback):
+        log: list = []
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            module = pl_module.module
+            start = pl_module.pretrain_epochs
+            n_phase = trainer.max_epochs - start
+            if module.pretraining or trainer.current_epoch + 1 - start > frac * n_phase:
+                return
+            self.log.append((trainer.current_epoch, split_into_empty(get_model())))
+
+    return Split()
+
+
+def arm_hidden(model):
+    """Every arm's encoder output of every cell, evaluation mode: ``(A, N, H)``."""
+    import numpy as np
+    import torch
+
+    module, x = model.module, model.adata.X
+    out = []
+    module.eval()
+    with torch.no_grad():
+        for start in range(0, x.shape[0], 1024):
+            block = x[start : start + 1024]
+            block = block.toarray() if hasattr(block, "toarray") else np.asarray(block)
+            block = torch.as_tensor(block, dtype=torch.float32).expand(module.n_arms, -1, -1)
+            out.append(module.encoder(module._encoder_input(block), None).numpy())
+    module.train()
+    return np.concatenate(out, axis=1)
+
+
+def split_into_empty(
+    model, min_cells: int = 5, min_piece: int = 20, min_self: float = 0.8, max_frac: float = 0.5
+) -> int:
+    """Give each empty category a self-contained piece of a live one; return how many.
+
+    k-means with 2K clusters on the arms' mean encoder output cuts the cells into pieces; a
+    piece qualifies when it holds at least ``min_piece`` cells, 80 % of them in one live
+    category (its parent) and at most ``max_frac`` of the parent, and at least ``min_self`` of
+    its cells' 15 nearest neighbours lie in the piece (a type the start merged into a
+    neighbour, not a slice of a large type). The most self-contained pieces go to the empty
+    categories (fewer than ``min_cells`` cells): each arm's head row of the empty category
+    becomes the parent's row plus a logistic-regression discriminant of piece against the rest
+    of the parent on that arm's encoder output, so the piece's cells move to it and every
+    other category keeps its row.
+    """
+    import numpy as np
+    import scvi
+    import torch
+    from sklearn.cluster import KMeans
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import NearestNeighbors
+
+    from cplmixvi.model._results import fuse
+
+    labels = fuse(model._infer(model.adata, None, 1024)[0]).argmax(-1)
+    k = model.module.n_types
+    counts = np.bincount(labels, minlength=k)
+    empty = [j for j in range(k) if counts[j] < min_cells]
+    if not empty:
+        return 0
+    hidden = arm_hidden(model)
+    features = hidden.mean(0)
+    seed = scvi.settings.seed
+    pieces = KMeans(2 * k, n_init=3, random_state=seed).fit_predict(features)
+    neighbours = NearestNeighbors(n_neighbors=16).fit(features).kneighbors(features)[1][:, 1:]
+    candidates = []
+    for piece in range(2 * k):
+        members = pieces == piece
+        if members.sum() < min_piece:
+            continue
+        parent = np.bincount(labels[members], minlength=k).argmax()
+        inside = np.mean(labels[members] == parent)
+        contained = np.mean(members[neighbours[members]])
+        if inside >= 0.8 and members.sum() <= max_frac * counts[parent] and contained >= min_self:
+            candidates.append((contained, piece, parent))
+    head = model.module.type_head
+    used = set()
+    filled = 0
+    for _, piece, parent in sorted(candidates, reverse=True):
+        if filled == len(empty) or parent in used:
+            continue
+        target = empty[filled]
+        rest = labels == parent
+        y = pieces[rest] == piece
+        with torch.no_grad():
+            for arm in range(model.module.n_arms):
+                lr = LogisticRegression(max_iter=500).fit(hidden[arm][rest], y)
+                v = torch.as_tensor(lr.coef_[0], dtype=head.weight.dtype)
+                head.weight[arm, :, target] = head.weight[arm, :, parent] + v
+                head.bias[arm, 0, target] = head.bias[arm, 0, parent] + float(lr.intercept_[0])
+        used.add(parent)
+        filled += 1
+    return filled
 
 
 def reseed_callback(get_model, frac: float, min_cells: int = 5):
