@@ -8,19 +8,19 @@ statistics, un-augmented input) and ``stable_aug`` (training mode and each arm's
 copy), both against the evaluation-mode argmax, and ``margin_median``, the median gap between
 the two largest type logits. Levers with public options: ``default`` and ``drop0``
 (``dropout_rate=0``); ``me<g>`` sets ``marginal_entropy_weight=g``; ``ns<d>`` ``n_state=d``;
-``aug<name>`` ``augmentation=name``; ``ep<f>`` trains ``f`` times the default epochs; ``pt<f>``
-pretrains for ``f`` of them. Levers that patch the model: ``reseed`` re-seeds empty categories
-by bisecting k-means (:func:`reseed`); ``pcastart`` starts the heads from k-means on scanpy's
-50 PCs and ``mixstart`` from k-means on the codes and the PCs side by side (:func:`pca_start`);
-``zscore<clip>`` standardises the encoder input per gene (:func:`zscore_input`);
-``codecouple<w>`` couples the arms' codes while pretraining (:func:`couple_pretraining`);
-``fpow<g>`` divides the target by the batch's type frequency to the power ``g`` and
-``sharp<t>`` raises the fused posterior to ``t`` instead of 2 (:func:`patch_target`);
-``split<f>`` fills empty categories with self-contained pieces of live ones during the first
-``f`` of the phase (:func:`split_into_empty`). The
-rows of ``benchmarks/results/consensus_levers.jsonl`` named ``norm``, ``clean``, ``lrdecay``
-and ``beta0.1`` were made with temporary switches, since removed (``norm`` became the default):
-see ``benchmarks/results/consensus_levers.md``. Usage::
+``aug<name>`` ``augmentation=name``; ``bs<n>`` ``batch_size=n``; ``ep<f>`` trains ``f`` times
+the default epochs; ``pt<f>`` pretrains for ``f`` of them. Levers that patch the model:
+``reseed`` re-seeds empty categories by bisecting k-means (:func:`reseed`); ``pcastart`` starts
+the heads from k-means on scanpy's 50 PCs and ``mixstart`` from k-means on the codes and the PCs
+side by side (:func:`pca_start`); ``zscore<clip>`` standardises the encoder input per gene
+(:func:`zscore_input`); ``codecouple<w>`` couples the arms' codes while pretraining
+(:func:`couple_pretraining`); ``fpow<g>`` divides the target by the batch's type frequency to
+the power ``g`` and ``sharp<t>`` raises the fused posterior to ``t`` instead of 2
+(:func:`patch_target`); ``split<f>`` fills empty categories with self-contained pieces of live
+ones during the first ``f`` of the phase (:func:`split_into_empty`). The rows of
+``benchmarks/results/consensus_levers.jsonl`` named ``norm``, ``clean``, ``lrdecay`` and
+``beta0.1`` were made with temporary switches, since removed (``norm`` became the default): see
+``benchmarks/results/consensus_levers.md``. Usage::
 
     python benchmarks/experiments/consensus_levers.py --levers default drop0 --seeds 0 1 2
 """
@@ -68,6 +68,8 @@ def run_one(dataset: str, seed: int, lever: str) -> dict:
     for token in lever.split(","):
         if token.startswith("ep"):  # e.g. ep1.4: 1.4 times the default epochs
             train_kwargs["max_epochs"] = round(float(token[2:]) * default_max_epochs(adata.n_obs))
+        if token.startswith("bs"):  # bs<n>: minibatches of n cells in both phases
+            train_kwargs["batch_size"] = int(token[2:])
         if token.startswith("pt"):  # e.g. pt0.75: that fraction of the default epochs pretrains
             n_epochs = default_max_epochs(adata.n_obs)
             train_kwargs["pretrain_epochs"] = round(float(token[2:]) * n_epochs)
@@ -96,6 +98,9 @@ def run_one(dataset: str, seed: int, lever: str) -> dict:
         accelerator="cpu", enable_progress_bar=False, enable_model_summary=False, **train_kwargs
     )
     row["fit_s"] = time.perf_counter() - t0
+    for callback in train_kwargs.get("callbacks", []):
+        if hasattr(callback, "history"):  # split: (epoch, categories filled)
+            row["filled"] = callback.history
     table = model.get_type_assignments()
     row.update(clustering_scores(truth, table["type"].astype(str)))
     row["types_with_cells"] = int(table["type"].nunique())
@@ -225,12 +230,12 @@ def patch_target(power: float, frequency_power: float) -> None:
 def split_callback(get_model, frac: float):
     """After each consensus epoch in the first ``frac`` of the phase, fill empty categories.
 
-    See :func:`split_into_empty`; the callback's ``log`` lists ``(epoch, filled)``.
+    See :func:`split_into_empty`; the callback's ``history`` lists ``(epoch, filled)``.
     """
     from lightning.pytorch.callbacks import Callback
 
     class Split(Callback):
-        log: list = []
+        history: list = []
 
         def on_train_epoch_end(self, trainer, pl_module):
             module = pl_module.module
@@ -238,7 +243,7 @@ def split_callback(get_model, frac: float):
             n_phase = trainer.max_epochs - start
             if module.pretraining or trainer.current_epoch + 1 - start > frac * n_phase:
                 return
-            self.log.append((trainer.current_epoch, split_into_empty(get_model())))
+            self.history.append((trainer.current_epoch, split_into_empty(get_model())))
 
     return Split()
 

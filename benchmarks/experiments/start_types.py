@@ -5,8 +5,11 @@ One default CplMixVI fit of one data set and seed, stopped at the k-means start 
 50 PCs and scVI's latent (100 epochs): k-means with K clusters (the package's start), per
 reference type its recall there (``k-means K``), its 15-nearest-neighbour leave-out recall
 (5-fold; whether the representation separates it locally at all) and, with 2K k-means clusters,
-the purity of the cluster holding most of its cells (``2K purity``). Appends a section to
-``benchmarks/results/type_confusion.md``. Usage::
+the purity of the cluster holding most of its cells (``2K purity``). A second table scores
+other starts from the same codes (:func:`alternatives`): Leiden at K on their neighbour graph,
+k-means at 2K or 3K merged back to K by Ward's criterion or by centroid distance, and k-means
+at K on transforms of the codes. Appends a section to ``benchmarks/results/type_confusion.md``
+(``--no-scvi`` leaves scVI out). Usage::
 
     python benchmarks/experiments/start_types.py --dataset pbmc_10x_4k --seed 0
 """
@@ -78,10 +81,59 @@ def type_table(rep: np.ndarray, truth: np.ndarray, k: int, seed: int) -> pd.Data
     return pd.DataFrame(rows).T
 
 
+def merge_to(rep: np.ndarray, labels: np.ndarray, k: int, ward: bool) -> np.ndarray:
+    """Merge clusters pairwise down to ``k``: Ward's cost, or the closest centroids."""
+    labels = labels.copy()
+    while labels.max() + 1 > k:
+        sizes = np.bincount(labels)
+        centroids = np.stack([rep[labels == j].mean(0) for j in range(len(sizes))])
+        cost = ((centroids[:, None] - centroids[None]) ** 2).sum(-1)
+        if ward:
+            cost = cost * sizes[:, None] * sizes[None] / (sizes[:, None] + sizes[None])
+        np.fill_diagonal(cost, np.inf)
+        i, j = np.unravel_index(cost.argmin(), cost.shape)
+        labels[labels == j] = i
+        labels = np.unique(labels, return_inverse=True)[1]
+    return labels
+
+
+def alternatives(codes: np.ndarray, truth: np.ndarray, k: int, seed: int) -> pd.DataFrame:
+    """ARI / AMI of other starts from the joint clr codes (nearest centroid of each clustering)."""
+    from baselines import kmeans_labels, leiden_on
+    from scipy.special import logsumexp
+
+    from cplmixvi.metrics import clustering_scores
+
+    def nearest(labels):  # what the heads' Gaussian assignment around the centroids gives
+        centroids = np.stack([codes[labels == j].mean(0) for j in np.unique(labels)])
+        return ((codes[:, None] - centroids[None]) ** 2).sum(-1).argmin(1)
+
+    starts = {"k-means K": kmeans_labels(codes, k, seed)}
+    starts["Leiden at K"] = np.unique(leiden_on(codes, k, seed), return_inverse=True)[1]
+    for factor in (2, 3):
+        fine = kmeans_labels(codes, factor * k, seed)
+        starts[f"k-means {factor}K, Ward to K"] = merge_to(codes, fine, k, ward=True)
+        starts[f"k-means {factor}K, centroids to K"] = merge_to(codes, fine, k, ward=False)
+    arms = codes.reshape(len(codes), -1, k)
+    log_q = arms - logsumexp(arms, -1, keepdims=True)
+    transforms = {"q": np.exp(log_q), "sqrt q": np.exp(log_q / 2)}
+    for floor in (-2, -8):
+        clipped = np.maximum(log_q, floor)
+        transforms[f"log q clipped at {floor}"] = clipped - clipped.mean(-1, keepdims=True)
+    for name, rep in transforms.items():
+        starts[f"k-means K on {name}"] = kmeans_labels(rep.reshape(len(codes), -1), k, seed)
+    rows = {}
+    for name, labels in starts.items():
+        scores = clustering_scores(truth, nearest(labels))
+        rows[name] = {"start ARI": scores["ari"], "start AMI": scores["ami"]}
+    return pd.DataFrame(rows).T.round(3)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dataset", default="pbmc_10x_4k")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-scvi", action="store_true")
     args = parser.parse_args()
 
     import torch
@@ -94,13 +146,18 @@ def main() -> None:
     truth = adata.obs["cell_type"].astype(str).to_numpy()
     reps = start_representations(adata.copy(), k, seed)
     reps["pca"] = pca_embedding(adata, seed).obsm["X_pca"]
-    reps["scvi"] = scvi_latent(adata, seed, max_epochs=100)
+    if not args.no_scvi:
+        reps["scvi"] = scvi_latent(adata, seed, max_epochs=100)
     parts = {name: type_table(rep, truth, k, seed) for name, rep in reps.items()}
     table = pd.concat(parts, axis=1)
     table.insert(0, "cells", pd.Series(truth).value_counts())
     table = table.sort_values("cells", ascending=False).round(2)
     table.columns = [c if isinstance(c, str) else " ".join(c) for c in table.columns]
-    text = f"\n## {args.dataset}, seed {seed}: at the k-means start\n\n{table.to_markdown()}\n"
+    other = alternatives(reps["codes"], truth, k, seed).to_markdown()
+    text = (
+        f"\n## {args.dataset}, seed {seed}: at the k-means start\n\n{table.to_markdown()}\n\n"
+        f"Other starts from the same codes:\n\n{other}\n"
+    )
     with OUT.open("a") as handle:
         handle.write(text)
     print(text)
