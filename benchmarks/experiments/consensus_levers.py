@@ -17,7 +17,9 @@ side by side (:func:`pca_start`); ``zscore<clip>`` standardises the encoder inpu
 (:func:`couple_pretraining`); ``fpow<g>`` divides the target by the batch's type frequency to
 the power ``g`` and ``sharp<t>`` raises the fused posterior to ``t`` instead of 2
 (:func:`patch_target`); ``split<f>`` fills empty categories with self-contained pieces of live
-ones during the first ``f`` of the phase (:func:`split_into_empty`). The rows of
+ones during the first ``f`` of the phase (:func:`split_into_empty`); ``over<f>`` trains with
+``f * K`` categories and merges them to K by augmentation swaps (:func:`merge_by_flips`). The
+rows of
 ``benchmarks/results/consensus_levers.jsonl`` named ``norm``, ``clean``, ``lrdecay`` and
 ``beta0.1`` were made with temporary switches, since removed (``norm`` became the default): see
 ``benchmarks/results/consensus_levers.md``. Usage::
@@ -41,6 +43,7 @@ OUT = HERE.parent / "results" / "consensus_levers.jsonl"
 def run_one(dataset: str, seed: int, lever: str) -> dict:
     import time
 
+    import numpy as np
     import scvi
     import torch
 
@@ -80,7 +83,9 @@ def run_one(dataset: str, seed: int, lever: str) -> dict:
         if token.startswith("reseed"):  # reseed<f>: split into empty categories, first f of phase
             frac = float(token[6:] or 0.75)
             train_kwargs["callbacks"] = [reseed_callback(lambda: model, frac)]
-    model = CplMixVI(adata, n_types=DATASETS[dataset], **kwargs)
+    k = DATASETS[dataset]
+    over = [float(t[4:] or 2) for t in lever.split(",") if t.startswith("over")]
+    model = CplMixVI(adata, n_types=round(over[0] * k) if over else k, **kwargs)
     row = {"dataset": dataset, "seed": seed, "lever": lever}
     for token in lever.split(","):
         if token.startswith("zscore"):  # zscore<clip>: per-gene standardised encoder input
@@ -101,6 +106,13 @@ def run_one(dataset: str, seed: int, lever: str) -> dict:
     for callback in train_kwargs.get("callbacks", []):
         if hasattr(callback, "history"):  # split: (epoch, categories filled)
             row["filled"] = callback.history
+    if over:  # over<f>: f*K categories, merged to K by how often augmentation swaps them
+        labels, arm_labels = merge_by_flips(model, k)
+        row["live_before_merge"] = int(len(np.unique(arm_labels[0])))
+        row.update(clustering_scores(truth, labels.astype(str)))
+        row["types_with_cells"] = int(len(np.unique(labels)))
+        row["consensus"] = float((arm_labels == labels).all(0).mean())
+        return row
     table = model.get_type_assignments()
     row.update(clustering_scores(truth, table["type"].astype(str)))
     row["types_with_cells"] = int(table["type"].nunique())
@@ -225,6 +237,57 @@ def patch_target(power: float, frequency_power: float) -> None:
         return torch.softmax(power * fused - frequency_power * log_freq, dim=-1)
 
     module_file.sharpened_target = target
+
+
+def merge_by_flips(model, k: int, passes: int = 4) -> tuple:
+    """Merge the fused types down to ``k`` by how often augmentation swaps two of them.
+
+    Each cell's clean type is the fused argmax in evaluation mode; in ``passes`` training-mode
+    passes (each arm its augmented copy, dropout on) it gets a swapped type whenever the fused
+    argmax differs. Greedily, the two live types with the most swaps between them relative to
+    their sizes, ``(F_ij + F_ji) / (n_i + n_j)``, become one, until ``k`` remain: slices of
+    one type swap often, distinct types rarely. Returns the merged fused labels ``(N,)`` and
+    each arm's own argmax through the same merges ``(A, N)``.
+    """
+    import numpy as np
+    import torch
+
+    from cplmixvi.model._results import fuse
+
+    module, x = model.module, model.adata.X
+    log_probs = model._infer(model.adata, None, 1024)[0]
+    clean = fuse(log_probs).argmax(-1)
+    n_cat = log_probs.shape[-1]
+    flips = np.zeros((n_cat, n_cat))
+    module.train()
+    with torch.no_grad():
+        for _ in range(passes):
+            for start in range(0, x.shape[0], 1024):
+                block = x[start : start + 1024]
+                block = block.toarray() if hasattr(block, "toarray") else np.asarray(block)
+                out = module.inference(torch.as_tensor(block, dtype=torch.float32))
+                noisy = out["log_probs"].mean(0).argmax(-1).numpy()
+                np.add.at(flips, (clean[start : start + 1024], noisy), 1)
+    module.eval()
+    np.fill_diagonal(flips, 0)
+    groups = {j: j for j in range(n_cat)}
+    live = sorted(set(clean.tolist()))
+    sizes = np.bincount(clean, minlength=n_cat).astype(float)
+    while len(live) > k:
+        sym = flips + flips.T
+        score = sym / (sizes[:, None] + sizes[None] + 1e-9)
+        sub = score[np.ix_(live, live)]
+        np.fill_diagonal(sub, -1)
+        a, b = np.unravel_index(sub.argmax(), sub.shape)
+        i, j = live[a], live[b]
+        flips[i] += flips[j]
+        flips[:, i] += flips[:, j]
+        flips[j], flips[:, j], flips[i, i] = 0, 0, 0
+        sizes[i] += sizes[j]
+        live.remove(j)
+        groups = {c: (i if g == j else g) for c, g in groups.items()}
+    relabel = np.array([groups[c] for c in range(n_cat)])
+    return relabel[clean], relabel[log_probs.argmax(-1)]
 
 
 def split_callback(get_model, frac: float):

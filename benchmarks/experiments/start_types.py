@@ -9,7 +9,8 @@ the purity of the cluster holding most of its cells (``2K purity``). A second ta
 other starts from the same codes (:func:`alternatives`): Leiden at K on their neighbour graph,
 k-means at 2K or 3K merged back to K by Ward's criterion or by centroid distance, and k-means
 at K on transforms of the codes. Appends a section to ``benchmarks/results/type_confusion.md``
-(``--no-scvi`` leaves scVI out). Usage::
+(``--no-scvi`` leaves scVI out; ``--epochs-factor`` trains that multiple of the default
+epochs, half of them pretraining). Usage::
 
     python benchmarks/experiments/start_types.py --dataset pbmc_10x_4k --seed 0
 """
@@ -28,13 +29,17 @@ sys.path.insert(0, str(HERE.parent))
 OUT = HERE.parent / "results" / "type_confusion.md"
 
 
-def start_representations(adata, k: int, seed: int) -> dict[str, np.ndarray]:
-    """The arms' joint clr codes and mean hidden layer at the end of default pretraining."""
+def start_representations(adata, k: int, seed: int, factor: float = 1.0) -> dict[str, np.ndarray]:
+    """The arms' joint clr codes and mean hidden layer at the end of pretraining.
+
+    Pretraining is the default half of ``factor`` times the default epochs.
+    """
     import scvi
     from start_quality import _Stop, hidden
 
     import cplmixvi.model._cplmixvi as model_module
     from cplmixvi import CplMixVI
+    from cplmixvi.model._cplmixvi import default_max_epochs
 
     scvi.settings.seed = seed
     CplMixVI.setup_anndata(adata)
@@ -50,7 +55,12 @@ def start_representations(adata, k: int, seed: int) -> dict[str, np.ndarray]:
 
     model_module.init_types_by_kmeans = capture
     try:
-        model.train(accelerator="cpu", enable_progress_bar=False, enable_model_summary=False)
+        model.train(
+            max_epochs=round(factor * default_max_epochs(adata.n_obs)),
+            accelerator="cpu",
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        )
     except _Stop:
         pass
     return reps
@@ -134,6 +144,7 @@ def main() -> None:
     parser.add_argument("--dataset", default="pbmc_10x_4k")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-scvi", action="store_true")
+    parser.add_argument("--epochs-factor", type=float, default=1.0, help="of the default epochs")
     args = parser.parse_args()
 
     import torch
@@ -144,7 +155,7 @@ def main() -> None:
     adata = load(args.dataset)
     k, seed = DATASETS[args.dataset], args.seed
     truth = adata.obs["cell_type"].astype(str).to_numpy()
-    reps = start_representations(adata.copy(), k, seed)
+    reps = start_representations(adata.copy(), k, seed, args.epochs_factor)
     reps["pca"] = pca_embedding(adata, seed).obsm["X_pca"]
     if not args.no_scvi:
         reps["scvi"] = scvi_latent(adata, seed, max_epochs=100)
@@ -153,9 +164,11 @@ def main() -> None:
     table.insert(0, "cells", pd.Series(truth).value_counts())
     table = table.sort_values("cells", ascending=False).round(2)
     table.columns = [c if isinstance(c, str) else " ".join(c) for c in table.columns]
+    factor = f"{args.epochs_factor:g} x"
     other = alternatives(reps["codes"], truth, k, seed).to_markdown()
     text = (
-        f"\n## {args.dataset}, seed {seed}: at the k-means start\n\n{table.to_markdown()}\n\n"
+        f"\n## {args.dataset}, seed {seed}: at the k-means start ({factor} default epochs)\n\n"
+        f"{table.to_markdown()}\n\n"
         f"Other starts from the same codes:\n\n{other}\n"
     )
     with OUT.open("a") as handle:
