@@ -103,6 +103,14 @@ def fit(name: str, fit_name: str, seed: int) -> list[tuple[str, np.ndarray, floa
     return rows
 
 
+def library_versions() -> str:
+    """The versions that move a fit's end point (k-means and float rounding differ by release)."""
+    from importlib.metadata import version
+
+    names = ("torch", "scvi-tools", "scikit-learn", "numpy", "scanpy", "leidenalg")
+    return ", ".join(f"{n} {version(n)}" for n in names)
+
+
 def run_one(name: str, fit_name: str, seed: int, threads: int) -> list[dict]:
     """One fit in this (fresh) process: scores, time and peak resident memory per method."""
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
@@ -128,6 +136,7 @@ def run_one(name: str, fit_name: str, seed: int, threads: int) -> list[dict]:
                 "fit_s": seconds,
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 "torch_threads": threads,
+                "versions": library_versions(),
                 **extra,
             }
         )
@@ -173,6 +182,8 @@ def headline(results: pd.DataFrame) -> str:
             continue
         table = means.loc[name]
         baselines = table.loc[table.index.intersection(BASELINES)]
+        if baselines.empty or "cplmixvi" not in table.index:
+            continue
         ours = table.loc["cplmixvi"]
         row = {"dataset (K)": f"{name} ({k})"}
         for col in ("acc", "ari", "ami"):
