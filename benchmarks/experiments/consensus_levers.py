@@ -103,9 +103,8 @@ def run_one(dataset: str, seed: int, lever: str) -> dict:
         accelerator="cpu", enable_progress_bar=False, enable_model_summary=False, **train_kwargs
     )
     row["fit_s"] = time.perf_counter() - t0
-    for callback in train_kwargs.get("callbacks", []):
-        if hasattr(callback, "history"):  # split: (epoch, categories filled)
-            row["filled"] = callback.history
+    if "split" in lever:  # (epoch, categories filled)
+        row["filled"] = train_kwargs["callbacks"][0].history
     if over:  # over<f>: f*K categories, merged to K by Ward's criterion
         row["live_before_merge"] = int(model.get_type_assignments()["type"].nunique())
         labels, arm_labels = merge_by_ward(model, k)
@@ -249,6 +248,7 @@ def merge_by_ward(model, k: int) -> tuple:
     and each arm's own argmax through the same merges ``(A, N)``.
     """
     import numpy as np
+    from start_quality import arm_hidden
     from start_types import merge_to
 
     from cplmixvi.model._results import fuse
@@ -261,43 +261,28 @@ def merge_by_ward(model, k: int) -> tuple:
     return merged, relabel[log_probs.argmax(-1)]
 
 
-def split_callback(get_model, frac: float):
-    """After each consensus epoch in the first ``frac`` of the phase, fill empty categories.
-
-    See :func:`split_into_empty`; the callback's ``history`` lists ``(epoch, filled)``.
-    """
+def phase_callback(action, frac: float):
+    """A callback that runs ``action()`` after each epoch of the first ``frac`` of the
+    consensus phase; its ``history`` lists ``(epoch, what action returned)``."""
     from lightning.pytorch.callbacks import Callback
 
-    class Split(Callback):
-        history: list = []
+    class Phase(Callback):
+        def __init__(self):
+            self.history = []
 
         def on_train_epoch_end(self, trainer, pl_module):
-            module = pl_module.module
             start = pl_module.pretrain_epochs
             n_phase = trainer.max_epochs - start
-            if module.pretraining or trainer.current_epoch + 1 - start > frac * n_phase:
+            if pl_module.module.pretraining or trainer.current_epoch + 1 - start > frac * n_phase:
                 return
-            self.history.append((trainer.current_epoch, split_into_empty(get_model())))
+            self.history.append((trainer.current_epoch, action()))
 
-    return Split()
+    return Phase()
 
 
-def arm_hidden(model):
-    """Every arm's encoder output of every cell, evaluation mode: ``(A, N, H)``."""
-    import numpy as np
-    import torch
-
-    module, x = model.module, model.adata.X
-    out = []
-    module.eval()
-    with torch.no_grad():
-        for start in range(0, x.shape[0], 1024):
-            block = x[start : start + 1024]
-            block = block.toarray() if hasattr(block, "toarray") else np.asarray(block)
-            block = torch.as_tensor(block, dtype=torch.float32).expand(module.n_arms, -1, -1)
-            out.append(module.encoder(module._encoder_input(block), None).numpy())
-    module.train()
-    return np.concatenate(out, axis=1)
+def split_callback(get_model, frac: float):
+    """Fill empty categories (:func:`split_into_empty`) in the first ``frac`` of the phase."""
+    return phase_callback(lambda: split_into_empty(get_model()), frac)
 
 
 def split_into_empty(
@@ -321,6 +306,7 @@ def split_into_empty(
     from sklearn.cluster import KMeans
     from sklearn.linear_model import LogisticRegression
     from sklearn.neighbors import NearestNeighbors
+    from start_quality import arm_hidden
 
     from cplmixvi.model._results import fuse
 
@@ -373,20 +359,8 @@ def reseed_callback(get_model, frac: float, min_cells: int = 5):
     squares in the arms' joint clr codes (bisecting k-means); the heads are then reset to the
     Gaussian assignment around the categories' mean codes, as at the k-means start.
     """
-    from lightning.pytorch.callbacks import Callback
-
-    class Reseed(Callback):
-        def on_train_epoch_end(self, trainer, pl_module):
-            module = pl_module.module
-            start = pl_module.pretrain_epochs
-            n_phase = trainer.max_epochs - start
-            if module.pretraining or trainer.current_epoch + 1 - start > frac * n_phase:
-                return
-            reseed(get_model(), min_cells, self.parents, self.tried)
-
-    callback = Reseed()
-    callback.parents, callback.tried = {}, set()
-    return callback
+    parents, tried = {}, set()
+    return phase_callback(lambda: reseed(get_model(), min_cells, parents, tried), frac)
 
 
 def reseed(model, min_cells: int, parents: dict, tried: set) -> int:

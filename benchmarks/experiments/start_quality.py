@@ -72,21 +72,31 @@ def run_one(dataset: str, seed: int) -> list[dict]:
     return rows
 
 
-def hidden(model):
-    """The arms' mean encoder hidden layer of every cell (evaluation mode)."""
+def arm_hidden(model):
+    """Every arm's encoder output of every cell in evaluation mode: ``(A, N, H)``.
+
+    The module's training mode is restored afterwards, so callbacks can call it mid-fit.
+    """
     import numpy as np
     import torch
 
     module, x = model.module, model.adata.X
     out = []
+    was_training = module.training
     module.eval()
     with torch.no_grad():
         for start in range(0, x.shape[0], 1024):
             block = x[start : start + 1024]
             block = block.toarray() if hasattr(block, "toarray") else np.asarray(block)
             block = torch.as_tensor(block, dtype=torch.float32).expand(module.n_arms, -1, -1)
-            out.append(module.encoder(module._encoder_input(block), None).mean(0).numpy())
-    return np.concatenate(out)
+            out.append(module.encoder(module._encoder_input(block), None).numpy())
+    module.train(was_training)
+    return np.concatenate(out, axis=1)
+
+
+def hidden(model):
+    """The arms' mean encoder hidden layer of every cell (evaluation mode)."""
+    return arm_hidden(model).mean(0)
 
 
 def main() -> None:
