@@ -22,6 +22,7 @@ from conftest import make_counts_adata  # noqa: E402
 from cplmixvi import CplMixVI  # noqa: E402
 
 TRAIN = {"accelerator": "cpu", "devices": 1, "enable_progress_bar": False, "batch_size": 64}
+FIT = {**TRAIN, "pretrain_epochs": 3}  # a fit of MAX_EPOCHS: k-means at the start of epoch 3
 MAX_EPOCHS, KILL_EPOCH = 6, 4
 PRUNE = {"threshold": 1.0, "min_types": 2, "epochs_per_round": 1, "max_rounds": 3}
 KILL_ROUND = 2
@@ -63,7 +64,7 @@ def main(kind: str, checkpoint_dir: str, n_threads: int) -> None:
     adata, model = build()
     if kind == "train":
         callbacks = [KillMidEpoch(KILL_EPOCH)]
-        model.train(MAX_EPOCHS, checkpoint_dir=checkpoint_dir, callbacks=callbacks, **TRAIN)
+        model.train(MAX_EPOCHS, checkpoint_dir=checkpoint_dir, callbacks=callbacks, **FIT)
     else:
         model.train(4, **TRAIN)
         callbacks = [KillAtFit(KILL_ROUND + 1)]

@@ -54,7 +54,7 @@ def _assert_same_history(history: dict, reference: dict) -> None:
 def uninterrupted():
     """The job's model trained without interruption: weights and history."""
     _, model = job.build()
-    model.train(job.MAX_EPOCHS, **job.TRAIN)
+    model.train(job.MAX_EPOCHS, **job.FIT)
     return _weights(model), model.history
 
 
@@ -98,7 +98,7 @@ def test_resume_before_the_type_initialisation_does_it(tmp_path, uninterrupted):
             checkpoint_dir=tmp_path,
             checkpoint_every=2,
             callbacks=[StopAt(2, RuntimeError("stop"))],
-            **job.TRAIN,
+            **job.FIT,
         )
     assert os.path.basename(latest_checkpoint(tmp_path)) == "000000-epoch2"
     resumed = CplMixVI.load(str(tmp_path), adata)
@@ -117,7 +117,7 @@ def test_resume_with_validation_early_stopping_and_schedules(tmp_path):
             "reduce_lr_on_plateau": True,
             "lr_scheduler_metric": "elbo_validation",
         },
-        **job.TRAIN,
+        **job.FIT,
     }
     _, model = job.build()
     model.train(job.MAX_EPOCHS, **settings)
@@ -160,7 +160,7 @@ def test_keyboard_interrupt_leaves_the_last_finished_epoch(tmp_path):
     handler = signal.getsignal(signal.SIGINT)
     stop = StopAt(4, KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt), pytest.warns(UserWarning, match="after epoch 4"):
-        model.train(job.MAX_EPOCHS, checkpoint_dir=tmp_path, callbacks=[stop], **job.TRAIN)
+        model.train(job.MAX_EPOCHS, checkpoint_dir=tmp_path, callbacks=[stop], **job.FIT)
     assert signal.getsignal(signal.SIGINT) == handler  # Lightning had ignored SIGINT
     assert model.is_trained_
     assert model.training_stopped_ == {"epoch": 4, "max_epochs": 6, "reason": "KeyboardInterrupt"}
@@ -183,7 +183,7 @@ def test_non_finite_loss_stops_with_the_epoch_and_term(tmp_path):
     module.reconstruction_nll = poisoned
     with pytest.raises(NonFiniteLossError, match="epoch 2") as info:
         with pytest.warns(UserWarning, match="stopped"):
-            model.train(job.MAX_EPOCHS, checkpoint_dir=tmp_path, **job.TRAIN)
+            model.train(job.MAX_EPOCHS, checkpoint_dir=tmp_path, **job.FIT)
     assert {"train_loss", "reconstruction_loss_train"} <= info.value.terms.keys()
     assert info.value.epoch == 2 and model.training_stopped_["epoch"] == 2
     assert all(torch.isfinite(v.float()).all() for v in module.state_dict().values())
@@ -249,7 +249,7 @@ def test_failed_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, "save", fail_second_resume_file)
     with pytest.raises(OSError, match="No space"), pytest.warns(UserWarning, match="stopped"):
-        model.train(job.MAX_EPOCHS, checkpoint_dir=tmp_path, **job.TRAIN)
+        model.train(job.MAX_EPOCHS, checkpoint_dir=tmp_path, **job.FIT)
     monkeypatch.setattr(torch, "save", real_save)
     assert os.listdir(tmp_path) == ["000000-epoch1"]
     resumed = CplMixVI.load(str(tmp_path), adata)

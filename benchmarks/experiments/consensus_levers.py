@@ -49,7 +49,7 @@ def run_one(dataset: str, seed: int, lever: str) -> dict:
 
     torch.set_num_threads(1)
     sys.path.insert(0, str(HERE.parent))
-    from clustering import DATASETS, load
+    from clustering import DATASETS, library_versions, load
 
     from cplmixvi import CplMixVI
     from cplmixvi.metrics import clustering_scores
@@ -86,7 +86,7 @@ def run_one(dataset: str, seed: int, lever: str) -> dict:
     k = DATASETS[dataset]
     over = [float(t[4:] or 2) for t in lever.split(",") if t.startswith("over")]
     model = CplMixVI(adata, n_types=round(over[0] * k) if over else k, **kwargs)
-    row = {"dataset": dataset, "seed": seed, "lever": lever}
+    row = {"dataset": dataset, "seed": seed, "lever": lever, "versions": library_versions()}
     for token in lever.split(","):
         if token.startswith("zscore"):  # zscore<clip>: per-gene standardised encoder input
             zscore_input(model, adata, float(token[6:] or 10))

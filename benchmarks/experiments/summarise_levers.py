@@ -2,7 +2,9 @@
 
 Per data set: the lever's mean ACC / ARI / AMI / categories over its seeds and the mean
 difference from the default fit of the same data set and seed (``d*``), then the mean
-difference over every run. Usage::
+difference over every run. Where a lever has rows made in the defaults' environment (the
+``versions`` column both files record), only those are compared: the same code and seed end
+elsewhere under other library versions. Usage::
 
     python benchmarks/experiments/summarise_levers.py zscore pt0.75
 """
@@ -23,6 +25,8 @@ def summarise(lever: str) -> pd.DataFrame:
     rows = rows[rows["lever"] == lever].rename(columns={"types_with_cells": "n_clusters"})
     base = pd.read_csv(RESULTS / "clustering.csv")
     base = base[base["method"] == "cplmixvi"]
+    if "versions" in rows and rows["versions"].isin(base["versions"]).any():
+        rows = rows[rows["versions"].isin(base["versions"])].drop(columns="versions")
     both = rows.merge(base, on=["dataset", "seed"], suffixes=("", "_default"))
     scores = ["acc", "ari", "ami", "n_clusters"]
     for m in scores:

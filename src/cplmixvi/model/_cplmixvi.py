@@ -343,8 +343,8 @@ class CplMixVI(long_runs.LongRunsMixin, AtomicSaveMixin, TraversalMixin, BaseMod
         pretrain_epochs
             Epochs at the start during which the arms are trained as autoencoders only; the
             type heads are then set from k-means on the arms' type codes (see ``objective``).
-            Default: half of ``max_epochs`` for the first fit of a consensus model, 0 otherwise
-            (continued training, pruning rounds and the other objectives).
+            Default: three quarters of ``max_epochs`` for the first fit of a consensus model, 0
+            otherwise (continued training, pruning rounds and the other objectives).
         plan_kwargs
             Extra arguments for :class:`~cplmixvi.train.CplMixTrainingPlan`, e.g.
             ``{"max_kl_weight": 0.25}`` to weight the state's KL term by 0.25 (the setting for
