@@ -12,7 +12,7 @@ PRETRAIN_FRACTION = 0.75  # of a first consensus fit's epochs; half was 0.012 AR
 
 
 def checked_pretrain_epochs(model, pretrain_epochs: int | None, max_epochs: int) -> int:
-    """Pretraining epochs of a ``train`` call: three quarters of a first consensus fit, else none."""
+    """Pretraining epochs of a ``train`` call: 3/4 of a first consensus fit, else none."""
     first_fit = model.module.objective == "consensus" and not model.is_trained_
     if pretrain_epochs is None:
         return min(round(PRETRAIN_FRACTION * max_epochs), max_epochs - 1) if first_fit else 0
