@@ -61,6 +61,7 @@ SETTING = {
     "kl_warmup": False,
     "n_state": 2,
     "epochs_factor": 2.0,
+    "pretrain_factor": 0.75,
 }
 #: (grid, axis) traversals of the simulator part; axis "dims": every state dimension
 TRAVERSALS = [("prior", "dims"), ("cells", "dims"), ("prior", "pc1"), ("cells", "pc1")]
@@ -84,7 +85,15 @@ def fit(adata, n_types: int, seed: int, layer: str = "counts") -> cplmixvi.CplMi
     plan = {"max_kl_weight": SETTING["kl_weight"]}
     if SETTING["kl_warmup"]:
         plan["n_epochs_kl_warmup"] = epochs
-    model.train(max_epochs=epochs, plan_kwargs=plan, accelerator="cpu", enable_progress_bar=False)
+    # pretraining as long as a default fit's; the extra epochs go to the phase where states form
+    pretrain = min(round(SETTING["pretrain_factor"] * default_epochs(adata.n_obs)), epochs - 1)
+    model.train(
+        max_epochs=epochs,
+        pretrain_epochs=pretrain,
+        plan_kwargs=plan,
+        accelerator="cpu",
+        enable_progress_bar=False,
+    )
     model.write_results(adata)
     return model
 
@@ -406,6 +415,9 @@ def main() -> None:
         "--epochs-factor", type=float, default=2.0, help="times CplMixVI.train's default epochs"
     )
     parser.add_argument("--epochs", type=int, help="epochs (overrides --epochs-factor)")
+    parser.add_argument(
+        "--pretrain-factor", type=float, default=0.75, help="pretraining, times the default epochs"
+    )
     args = parser.parse_args()
     SETTING.update(
         state_encoder=args.state_encoder,
@@ -414,6 +426,7 @@ def main() -> None:
         n_state=args.n_state,
         epochs=args.epochs,
         epochs_factor=args.epochs_factor,
+        pretrain_factor=args.pretrain_factor,
     )
     global RESULTS, FIGURES
     if args.quick:
@@ -431,7 +444,8 @@ def main() -> None:
         f"model: state_encoder={SETTING['state_encoder']!r}, state KL weight "
         f"{SETTING['kl_weight']}, KL warm-up over all epochs: {SETTING['kl_warmup']}, "
         f"n_state={SETTING['n_state']}, epochs: "
-        f"{SETTING['epochs'] or str(SETTING['epochs_factor']) + ' x train default'}"
+        f"{SETTING['epochs'] or str(SETTING['epochs_factor']) + ' x train default'}, "
+        f"pretraining {SETTING['pretrain_factor']} x train default"
     )
     if "simulator" in args.parts:
         table = pd.DataFrame([row for seed in args.seeds for row in simulator_rows(seed)])
