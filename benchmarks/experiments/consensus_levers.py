@@ -8,7 +8,7 @@ statistics, un-augmented input) and ``stable_aug`` (training mode and each arm's
 copy), both against the evaluation-mode argmax, and ``margin_median``, the median gap between
 the two largest type logits. Levers with public options: ``default`` and ``drop0``
 (``dropout_rate=0``); ``me<g>`` sets ``marginal_entropy_weight=g``; ``ns<d>`` ``n_state=d``;
-``aug<name>`` ``augmentation=name``; ``bs<n>`` ``batch_size=n``; ``ep<f>`` trains ``f`` times
+``aug<name>`` ``augmentation=name``; ``bs<n>`` ``batch_size=n``; ``lr<x>`` ``train(lr=x)``; ``ep<f>`` trains ``f`` times
 the default epochs; ``pt<f>`` pretrains for ``f`` of them. Levers that patch the model:
 ``reseed`` re-seeds empty categories by bisecting k-means (:func:`reseed`); ``pcastart`` starts
 the heads from k-means on scanpy's 50 PCs and ``mixstart`` from k-means on the codes and the PCs
@@ -73,6 +73,8 @@ def run_one(dataset: str, seed: int, lever: str) -> dict:
             train_kwargs["max_epochs"] = round(float(token[2:]) * default_max_epochs(adata.n_obs))
         if token.startswith("bs"):  # bs<n>: minibatches of n cells in both phases
             train_kwargs["batch_size"] = int(token[2:])
+        if token.startswith("lr"):  # lr<x>: Adam's learning rate in both phases, e.g. lr3e-3
+            train_kwargs["lr"] = float(token[2:])
         if token.startswith("pt"):  # e.g. pt0.75: that fraction of the default epochs pretrains
             n_epochs = default_max_epochs(adata.n_obs)
             train_kwargs["pretrain_epochs"] = round(float(token[2:]) * n_epochs)
