@@ -1,27 +1,26 @@
 """Screen of levers on the consensus phase: 4 sets x 3 seeds, and how stable the types are.
 
 One CplMixVI fit per (dataset, seed, lever) with package defaults except the lever, in a fresh
-process (one torch thread, ``OMP_WAIT_POLICY=PASSIVE``, two fits side by side). Besides the
-scores, every row measures on 2 000 cells how often a cell's argmax type survives the
-training-time noise: ``stable_dropout`` (encoder in training mode, dropout and batch
-statistics, un-augmented input) and ``stable_aug`` (training mode and each arm's augmented
-copy), both against the evaluation-mode argmax, and ``margin_median``, the median gap between
-the two largest type logits. Levers with public options: ``default`` and ``drop0``
-(``dropout_rate=0``); ``me<g>`` sets ``marginal_entropy_weight=g``; ``ns<d>`` ``n_state=d``;
-``aug<name>`` ``augmentation=name``; ``bs<n>`` ``batch_size=n``; ``lr<x>`` ``train(lr=x)``; ``ep<f>`` trains ``f`` times
-the default epochs; ``pt<f>`` pretrains for ``f`` of them. Levers that patch the model:
-``reseed`` re-seeds empty categories by bisecting k-means (:func:`reseed`); ``pcastart`` starts
-the heads from k-means on scanpy's 50 PCs and ``mixstart`` from k-means on the codes and the PCs
-side by side (:func:`pca_start`); ``zscore<clip>`` standardises the encoder input per gene
+process (one torch thread, ``OMP_WAIT_POLICY=PASSIVE``, two fits side by side). Besides the scores,
+every row measures on 2 000 cells how often a cell's argmax type survives the training-time noise:
+``stable_dropout`` (encoder in training mode, dropout and batch statistics, un-augmented input) and
+``stable_aug`` (training mode and each arm's augmented copy), both against the evaluation-mode
+argmax, and ``margin_median``, the median gap between the two largest type logits. Levers with
+public options: ``default`` and ``drop0`` (``dropout_rate=0``); ``me<g>`` sets
+``marginal_entropy_weight=g``; ``ns<d>`` ``n_state=d``; ``aug<name>`` ``augmentation=name``;
+``bs<n>`` ``batch_size=n``; ``lr<x>`` ``train(lr=x)``; ``ep<f>`` trains ``f`` times the default
+epochs; ``pt<f>`` pretrains for ``f`` of them. Levers that patch the model: ``reseed`` re-seeds
+empty categories by bisecting k-means (:func:`reseed`); ``pcastart`` starts the heads from k-means
+on scanpy's 50 PCs and ``mixstart`` from k-means on the codes and the PCs side by side
+(:func:`pca_start`); ``zscore<clip>`` standardises the encoder input per gene
 (:func:`zscore_input`); ``codecouple<w>`` couples the arms' codes while pretraining
-(:func:`couple_pretraining`); ``fpow<g>`` divides the target by the batch's type frequency to
-the power ``g`` and ``sharp<t>`` raises the fused posterior to ``t`` instead of 2
-(:func:`patch_target`); ``split<f>`` fills empty categories with self-contained pieces of live
-ones during the first ``f`` of the phase (:func:`split_into_empty`); ``over<f>`` trains with
-``f * K`` categories and merges them to K by Ward's criterion (:func:`merge_by_ward`). The
-rows of
-``benchmarks/results/consensus_levers.jsonl`` named ``norm``, ``clean``, ``lrdecay`` and
-``beta0.1`` were made with temporary switches, since removed (``norm`` became the default): see
+(:func:`couple_pretraining`); ``fpow<g>`` divides the target by the batch's type frequency to the
+power ``g`` and ``sharp<t>`` raises the fused posterior to ``t`` instead of 2
+(:func:`patch_target`); ``split<f>`` fills empty categories with self-contained pieces of live ones
+during the first ``f`` of the phase (:func:`split_into_empty`); ``over<f>`` trains with ``f * K``
+categories and merges them to K by Ward's criterion (:func:`merge_by_ward`). The rows of
+``benchmarks/results/consensus_levers.jsonl`` named ``norm``, ``clean``, ``lrdecay`` and ``beta0.1``
+were made with temporary switches, since removed (``norm`` became the default): see
 ``benchmarks/results/consensus_levers.md``. Usage::
 
     python benchmarks/experiments/consensus_levers.py --levers default drop0 --seeds 0 1 2
