@@ -8,11 +8,11 @@ every row measures on 2 000 cells how often a cell's argmax type survives the tr
 argmax, and ``margin_median``, the median gap between the two largest type logits. Levers with
 public options: ``default`` and ``drop0`` (``dropout_rate=0``); ``me<g>`` sets
 ``marginal_entropy_weight=g``; ``ns<d>`` ``n_state=d``; ``aug<name>`` ``augmentation=name``;
-``bs<n>`` ``batch_size=n``; ``lr<x>`` ``train(lr=x)``; ``ep<f>`` trains ``f`` times the default
-epochs; ``pt<f>`` pretrains for ``f`` of them. Levers that patch the model: ``reseed`` re-seeds
-empty categories by bisecting k-means (:func:`reseed`); ``pcastart`` starts the heads from k-means
-on scanpy's 50 PCs and ``mixstart`` from k-means on the codes and the PCs side by side
-(:func:`pca_start`); ``zscore<clip>`` standardises the encoder input per gene
+``arms<n>`` ``n_arms=n``; ``bs<n>`` ``batch_size=n``; ``lr<x>`` ``train(lr=x)``; ``ep<f>`` trains
+``f`` times the default epochs; ``pt<f>`` pretrains for ``f`` of them. Levers that patch the model:
+``reseed`` re-seeds empty categories by bisecting k-means (:func:`reseed`); ``pcastart`` starts the
+heads from k-means on scanpy's 50 PCs and ``mixstart`` from k-means on the codes and the PCs side by
+side (:func:`pca_start`); ``zscore<clip>`` standardises the encoder input per gene
 (:func:`zscore_input`); ``codecouple<w>`` couples the arms' codes while pretraining
 (:func:`couple_pretraining`); ``fpow<g>`` divides the target by the batch's type frequency to the
 power ``g`` and ``sharp<t>`` raises the fused posterior to ``t`` instead of 2
@@ -66,6 +66,8 @@ def run_one(dataset: str, seed: int, lever: str) -> dict:
             kwargs["n_state"] = int(token[2:])
         if token.startswith("aug"):  # aug<name>: augmentation=name, e.g. augnone
             kwargs["augmentation"] = token[3:]
+        if token.startswith("arms"):  # arms<n>: n arms
+            kwargs["n_arms"] = int(token[4:])
     train_kwargs = {}
     for token in lever.split(","):
         if token.startswith("ep"):  # e.g. ep1.4: 1.4 times the default epochs
