@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     from clustering import DATASETS, load
 
     from cplmixvi import CplMixVI
+    from cplmixvi.model._cplmixvi import default_max_epochs
 
     torch.set_num_threads(args.threads)
     adata = load(args.dataset)
@@ -126,8 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     model = CplMixVI(
         adata, n_types=DATASETS[args.dataset], **CONFIGS[args.config], **args.model_kwargs
     )
-    default_epochs = int(min(400, max(20, 300_000 // adata.n_obs)))
-    epochs = int(round(args.epochs_factor * default_epochs))
+    epochs = int(round(args.epochs_factor * default_max_epochs(adata.n_obs)))
     rows: list = []
     model.train(
         max_epochs=epochs,

@@ -47,6 +47,7 @@ import torch  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
 import cplmixvi  # noqa: E402
+from cplmixvi.model._cplmixvi import default_max_epochs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
@@ -67,18 +68,14 @@ SETTING = {
 TRAVERSALS = [("prior", "dims"), ("cells", "dims"), ("prior", "pc1"), ("cells", "pc1")]
 
 
-def default_epochs(n_cells: int) -> int:
-    """``CplMixVI.train``'s default number of epochs."""
-    return int(min(400, max(20, 300_000 // n_cells)))
-
-
 def fit(adata, n_types: int, seed: int, layer: str = "counts") -> cplmixvi.CplMixVI:
     scvi.settings.seed = seed
     cplmixvi.CplMixVI.setup_anndata(adata, layer=layer)
     model = cplmixvi.CplMixVI(
         adata, n_types=n_types, n_state=SETTING["n_state"], state_encoder=SETTING["state_encoder"]
     )
-    epochs = SETTING.get("epochs") or round(SETTING["epochs_factor"] * default_epochs(adata.n_obs))
+    n_default = default_max_epochs(adata.n_obs)
+    epochs = SETTING.get("epochs") or round(SETTING["epochs_factor"] * n_default)
     epochs = QUICK.get("max_epochs", epochs)
     # weight of the state KL term (a beta-VAE for the state); optionally warmed up from 0 over
     # the whole fit
@@ -86,7 +83,7 @@ def fit(adata, n_types: int, seed: int, layer: str = "counts") -> cplmixvi.CplMi
     if SETTING["kl_warmup"]:
         plan["n_epochs_kl_warmup"] = epochs
     # pretraining as long as a default fit's; the extra epochs go to the phase where states form
-    pretrain = min(round(SETTING["pretrain_factor"] * default_epochs(adata.n_obs)), epochs - 1)
+    pretrain = min(round(SETTING["pretrain_factor"] * n_default), epochs - 1)
     model.train(
         max_epochs=epochs,
         pretrain_epochs=pretrain,
