@@ -8,7 +8,10 @@ every row measures on 2 000 cells how often a cell's argmax type survives the tr
 argmax, and ``margin_median``, the median gap between the two largest type logits. Levers with
 public options: ``default`` and ``drop0`` (``dropout_rate=0``); ``me<g>`` sets
 ``marginal_entropy_weight=g``; ``ns<d>`` ``n_state=d``; ``aug<name>`` ``augmentation=name``;
-``arms<n>`` ``n_arms=n``; ``bs<n>`` ``batch_size=n``; ``lr<x>`` ``train(lr=x)``; ``ep<f>`` trains
+``cdrop0`` turns the encoder dropout off after the k-means start
+(:func:`dropout_off_after_start`); ``lnvae<w>`` pretrains a logistic-normal type code
+(:func:`logistic_normal_pretraining`); ``arms<n>`` ``n_arms=n``; ``nh<n>`` ``n_hidden=n``;
+``nl<n>`` ``n_layers=n``; ``bs<n>`` ``batch_size=n``; ``lr<x>`` ``train(lr=x)``; ``ep<f>`` trains
 ``f`` times the default epochs; ``pt<f>`` pretrains for ``f`` of them. Levers that patch the model:
 ``reseed`` re-seeds empty categories by bisecting k-means (:func:`reseed`); ``pcastart`` starts the
 heads from k-means on scanpy's 50 PCs and ``mixstart`` from k-means on the codes and the PCs side by
@@ -58,7 +61,7 @@ def run_one(dataset: str, seed: int, lever: str) -> dict:
     truth = adata.obs["cell_type"].astype(str).to_numpy()
     scvi.settings.seed = seed
     CplMixVI.setup_anndata(adata)
-    kwargs = {"dropout_rate": 0.0} if "drop0" in lever else {}
+    kwargs = {"dropout_rate": 0.0} if "drop0" in lever.split(",") else {}
     for token in lever.split(","):
         if token.startswith("me"):
             kwargs["marginal_entropy_weight"] = float(token[2:])
@@ -68,6 +71,10 @@ def run_one(dataset: str, seed: int, lever: str) -> dict:
             kwargs["augmentation"] = token[3:]
         if token.startswith("arms"):  # arms<n>: n arms
             kwargs["n_arms"] = int(token[4:])
+        if token.startswith("nh"):  # nh<n>: hidden layers of n units
+            kwargs["n_hidden"] = int(token[2:])
+        if token.startswith("nl"):  # nl<n>: n hidden layers in the encoder and decoder
+            kwargs["n_layers"] = int(token[2:])
     train_kwargs = {}
     for token in lever.split(","):
         if token.startswith("ep"):  # e.g. ep1.4: 1.4 times the default epochs
@@ -95,10 +102,14 @@ def run_one(dataset: str, seed: int, lever: str) -> dict:
             zscore_input(model, adata, float(token[6:] or 10))
         if token.startswith("codecouple"):  # codecouple<w>: arms' codes coupled while pretraining
             couple_pretraining(model, float(token[10:] or 1))
+        if token.startswith("lnvae"):  # lnvae<w>: logistic-normal type code while pretraining
+            logistic_normal_pretraining(model, float(token[5:] or 1))
         if token.startswith("fpow"):  # fpow<g>: target q^2 / f^g (f: the batch's type frequency)
             patch_target(power=2.0, frequency_power=float(token[4:]))
         if token.startswith("sharp"):  # sharp<t>: target q^t instead of q^2
             patch_target(power=float(token[5:]), frequency_power=0.0)
+    if "cdrop0" in lever.split(","):  # no encoder dropout in the consensus phase (pretraining keeps it)
+        dropout_off_after_start()
     if "pcastart" in lever or "mixstart" in lever:
         pca_start(adata, DATASETS[dataset], seed, truth, row, mix="mixstart" in lever)
     t0 = time.perf_counter()
@@ -165,6 +176,23 @@ def pca_start(adata, k: int, seed: int, truth, row: dict, mix: bool = False) -> 
     model_module.init_types_by_kmeans = init
 
 
+def dropout_off_after_start() -> None:
+    """Turn every dropout layer off once the k-means start has set the type heads."""
+    import torch
+
+    import cplmixvi.model._cplmixvi as model_module
+
+    start = model_module.init_types_by_kmeans
+
+    def init(model, *args, **kwargs):
+        start(model, *args, **kwargs)
+        for layer in model.module.modules():
+            if isinstance(layer, torch.nn.Dropout):
+                layer.p = 0.0
+
+    model_module.init_types_by_kmeans = init
+
+
 def zscore_input(model, adata, clip: float) -> None:
     """The type encoder reads each gene's log-normalised value standardised over the cells.
 
@@ -221,6 +249,51 @@ def couple_pretraining(model, weight: float) -> None:
         )
 
     module.loss = coupled
+
+
+def logistic_normal_pretraining(model, weight: float) -> None:
+    """While pretraining, the type code is ``softmax(z)``, ``z ~ N(logits, sigma^2)``.
+
+    A logistic-normal VAE in place of the deterministic code: a new per-arm head gives
+    ``log sigma^2`` from the encoder's hidden layer and ``weight * KL(N(logits, sigma^2) ||
+    N(0, I))`` joins the loss, so the logits (whose clr the k-means start clusters) are a
+    regularised latent, as scVI's. After pretraining the type head is used as before.
+    """
+    import torch
+    from scvi.module.base import LossOutput
+
+    from cplmixvi.nn import ArmLinear
+
+    module = model.module
+    head, loss = module.type_head, module.loss
+    module.code_logvar = ArmLinear(module.n_arms, head.weight.shape[-2], module.n_types)
+    torch.nn.init.zeros_(module.code_logvar.weight)
+    torch.nn.init.constant_(module.code_logvar.bias, -2.0)
+    mean_forward = head.forward
+    state = {}
+
+    def forward(h):
+        mean = mean_forward(h)
+        if not (module.training and module.pretraining):
+            return mean
+        logvar = module.code_logvar(h).clamp(-10.0, 5.0)
+        state["kl"] = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1)
+        return mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
+
+    def with_kl(tensors, inference_outputs, generative_outputs, kl_weight=1.0):
+        out = loss(tensors, inference_outputs, generative_outputs, kl_weight)
+        if not (module.training and module.pretraining):
+            return out
+        kl = state["kl"].sum(0).mean()
+        return LossOutput(
+            loss=out.loss + weight * kl_weight * kl,
+            reconstruction_loss=out.reconstruction_loss,
+            kl_local=out.kl_local,
+            extra_metrics=dict(out.extra_metrics, code_kl=kl.detach()),
+        )
+
+    head.forward = forward
+    module.loss = with_kl
 
 
 def patch_target(power: float, frequency_power: float) -> None:
