@@ -108,7 +108,7 @@ def run_one(dataset: str, seed: int, lever: str) -> dict:
             patch_target(power=2.0, frequency_power=float(token[4:]))
         if token.startswith("sharp"):  # sharp<t>: target q^t instead of q^2
             patch_target(power=float(token[5:]), frequency_power=0.0)
-    if "cdrop0" in lever.split(","):  # no encoder dropout in the consensus phase (pretraining keeps it)
+    if "cdrop0" in lever.split(","):  # dropout off in the consensus phase only
         dropout_off_after_start()
     if "pcastart" in lever or "mixstart" in lever:
         pca_start(adata, DATASETS[dataset], seed, truth, row, mix="mixstart" in lever)
