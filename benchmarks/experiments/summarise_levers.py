@@ -2,9 +2,10 @@
 
 Per data set: the lever's mean ACC / ARI / AMI / categories over its seeds and the mean
 difference from the default fit of the same data set and seed (``d*``), then the mean
-difference over every run. Where a lever has rows made in the defaults' environment (the
-``versions`` column both files record), only those are compared: the same code and seed end
-elsewhere under other library versions. Usage::
+difference over every run. Seeds that ``clustering.csv`` lacks (3 and up) are compared with the
+lever ``default`` rows of ``consensus_levers.jsonl``. Where a lever has rows made in the
+defaults' environment (the ``versions`` column both files record), only those are compared: the
+same code and seed end elsewhere under other library versions. Usage::
 
     python benchmarks/experiments/summarise_levers.py zscore pt0.75
 """
@@ -21,10 +22,13 @@ RESULTS = Path(__file__).resolve().parent.parent / "results"
 
 def summarise(lever: str) -> pd.DataFrame:
     """Per-data-set means of one lever and of its differences from the defaults."""
-    rows = pd.read_json(RESULTS / "consensus_levers.jsonl", lines=True)
-    rows = rows[rows["lever"] == lever].rename(columns={"types_with_cells": "n_clusters"})
+    screen = pd.read_json(RESULTS / "consensus_levers.jsonl", lines=True)
+    screen = screen.rename(columns={"types_with_cells": "n_clusters"})
+    rows = screen[screen["lever"] == lever]
     base = pd.read_csv(RESULTS / "clustering.csv")
     base = base[base["method"] == "cplmixvi"]
+    extra = screen[(screen["lever"] == "default") & (screen["seed"] > base["seed"].max())]
+    base = pd.concat([base, extra[extra["versions"].isin(base["versions"])]])
     if "versions" in rows and rows["versions"].isin(base["versions"]).any():
         rows = rows[rows["versions"].isin(base["versions"])].drop(columns="versions")
     both = rows.merge(base, on=["dataset", "seed"], suffixes=("", "_default"))
