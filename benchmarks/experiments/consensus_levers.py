@@ -10,7 +10,8 @@ public options: ``default`` and ``drop0`` (``dropout_rate=0``); ``me<g>`` sets
 ``marginal_entropy_weight=g``; ``ns<d>`` ``n_state=d``; ``aug<name>`` ``augmentation=name``;
 ``cdrop0`` turns the encoder dropout off after the k-means start
 (:func:`dropout_off_after_start`); ``lnvae<w>`` pretrains a logistic-normal type code
-(:func:`logistic_normal_pretraining`); ``arms<n>`` ``n_arms=n``; ``nh<n>`` ``n_hidden=n``;
+(:func:`logistic_normal_pretraining`); ``elbo<w>`` lets the ELBO's gradient reach the type
+heads at weight ``w`` (:func:`elbo_into_types`); ``arms<n>`` ``n_arms=n``; ``nh<n>`` ``n_hidden=n``;
 ``nl<n>`` ``n_layers=n``; ``bs<n>`` ``batch_size=n``; ``lr<x>`` ``train(lr=x)``; ``ep<f>`` trains
 ``f`` times the default epochs; ``pt<f>`` pretrains for ``f`` of them. Levers that patch the model:
 ``reseed`` re-seeds empty categories by bisecting k-means (:func:`reseed`); ``pcastart`` starts the
@@ -104,6 +105,8 @@ def run_one(dataset: str, seed: int, lever: str) -> dict:
             couple_pretraining(model, float(token[10:] or 1))
         if token.startswith("lnvae"):  # lnvae<w>: logistic-normal type code while pretraining
             logistic_normal_pretraining(model, float(token[5:] or 1))
+        if token.startswith("elbo"):  # elbo<w>: the ELBO reaches the type heads at weight w
+            elbo_into_types(model, float(token[4:]))
         if token.startswith("fpow"):  # fpow<g>: target q^2 / f^g (f: the batch's type frequency)
             patch_target(power=2.0, frequency_power=float(token[4:]))
         if token.startswith("sharp"):  # sharp<t>: target q^t instead of q^2
@@ -294,6 +297,33 @@ def logistic_normal_pretraining(model, weight: float) -> None:
 
     head.forward = forward
     module.loss = with_kl
+
+
+def elbo_into_types(model, weight: float) -> None:
+    """In the consensus phase the ELBO's gradient reaches the type heads, scaled by ``weight``.
+
+    The type sample enters the state posterior and the decoder as ``weight * c + (1 - weight)
+    * c.detach()``: the same values, ``weight`` times the gradient (the defaults detach it, 0;
+    the paper's objective has 1).
+    """
+    import cplmixvi.module._cplmixvae as module_file
+
+    module = model.module
+    inference, sample = module.inference, module_file.gumbel_softmax
+
+    def scaled_sample(logits, tau):
+        c = sample(logits, tau=tau)
+        return weight * c + (1.0 - weight) * c.detach()
+
+    def without_detach(*args, **kwargs):
+        module.objective = "paper"  # the inference detaches the sample only for "consensus"
+        try:
+            return inference(*args, **kwargs)
+        finally:
+            module.objective = "consensus"
+
+    module_file.gumbel_softmax = scaled_sample
+    module.inference = without_detach
 
 
 def patch_target(power: float, frequency_power: float) -> None:
