@@ -70,7 +70,8 @@ def summarise(out: Path, clustering_csv: Path) -> str:
         curve = pd.read_csv(path)
         last = curve.iloc[-1]
         row = {"dataset": name, "config": config, "seed": int(seed), "epochs": int(last.epoch)}
-        fits = one_x[(one_x.get("dataset") == name) & (one_x.get("method") == methods.get(config))]
+        method = methods.get(config.split("_")[0])
+        fits = one_x[(one_x.get("dataset") == name) & (one_x.get("method") == method)]
         for col in ("acc", "ari", "ami"):
             row[f"{col} 4x"] = round(float(last[col]), 3)
             if len(fits):
@@ -95,6 +96,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model-kwargs", type=json.loads, default={}, help="JSON, e.g. '{}'")
     parser.add_argument("--tag", default="", help="suffix of the output file")
+    parser.add_argument(
+        "--pretrain-factor",
+        type=float,
+        default=None,
+        help="pretraining epochs as a fraction of the default epochs (default: the package's)",
+    )
     parser.add_argument("--subset", type=int, default=4000)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "convergence")
@@ -128,10 +135,13 @@ def main(argv: list[str] | None = None) -> None:
         adata, n_types=DATASETS[args.dataset], **CONFIGS[args.config], **args.model_kwargs
     )
     epochs = int(round(args.epochs_factor * default_max_epochs(adata.n_obs)))
+    pretrain = None if args.config == "default" else 0
+    if args.pretrain_factor is not None:
+        pretrain = int(round(args.pretrain_factor * default_max_epochs(adata.n_obs)))
     rows: list = []
     model.train(
         max_epochs=epochs,
-        pretrain_epochs=None if args.config == "default" else 0,
+        pretrain_epochs=pretrain,
         accelerator="cpu",
         enable_progress_bar=False,
         enable_model_summary=False,
