@@ -38,8 +38,13 @@ def curve_callback(model, subset: np.ndarray, truth: np.ndarray, every: int, row
             epoch = trainer.current_epoch + 1
             if epoch % every and epoch != trainer.max_epochs:
                 return
+            import torch
+
             model.is_trained_ = True  # the accessors refuse an untrained model
-            table = model.get_type_assignments(indices=subset)
+            # each data loader draws its base seed from torch's generator: without the fork
+            # the evaluations would change the fit's random stream, so its course
+            with torch.random.fork_rng():
+                table = model.get_type_assignments(indices=subset)
             model.is_trained_ = False
             scores = clustering_scores(truth, table["type"].astype(str))
             rows.append(
