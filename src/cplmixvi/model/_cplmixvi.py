@@ -343,8 +343,10 @@ class CplMixVI(long_runs.LongRunsMixin, AtomicSaveMixin, TraversalMixin, BaseMod
         pretrain_epochs
             Epochs at the start during which the arms are trained as autoencoders only; the
             type heads are then set from k-means on the arms' type codes (see ``objective``).
-            Default: three quarters of ``max_epochs`` for the first fit of a consensus model, 0
-            otherwise (continued training, pruning rounds and the other objectives).
+            Default: three quarters of ``max_epochs`` for the first fit of a consensus model, at
+            most three quarters of the default epochs (the epochs of a longer fit go to the
+            consensus phase), 0 otherwise (continued training, pruning rounds and the other
+            objectives).
         plan_kwargs
             Extra arguments for :class:`~cplmixvi.train.CplMixTrainingPlan`, e.g.
             ``{"max_kl_weight": 0.25}`` to weight the state's KL term by 0.25 (the setting for
@@ -374,7 +376,9 @@ class CplMixVI(long_runs.LongRunsMixin, AtomicSaveMixin, TraversalMixin, BaseMod
             self.module.augmenter = get_augmenter(
                 augmentation, self.module.gene_likelihood, self.module.n_arms
             )
-        pretrain_epochs = checked_pretrain_epochs(self, pretrain_epochs, max_epochs)
+        pretrain_epochs = checked_pretrain_epochs(
+            self, pretrain_epochs, max_epochs, default_max_epochs(self.adata.n_obs)
+        )
         plan_kwargs = {
             "lr": lr,
             "pretrain_epochs": pretrain_epochs,
