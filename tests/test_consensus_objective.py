@@ -132,15 +132,15 @@ def test_pretraining_epochs_are_checked_and_skipped_once_trained(make_adata):
         model.train(max_epochs=2, pretrain_epochs=1)
 
 
-def test_default_pretraining_is_three_quarters_of_at_most_the_default_fit():
+def test_default_pretraining_is_sixty_percent_of_at_most_the_default_fit():
     from types import SimpleNamespace
 
     from cplmixvi.model._type_init import checked_pretrain_epochs
 
     first = SimpleNamespace(module=SimpleNamespace(objective="consensus"), is_trained_=False)
-    assert checked_pretrain_epochs(first, None, 20, 20) == 15  # the default fit
-    assert checked_pretrain_epochs(first, None, 8, 20) == 6  # shorter: 3/4 of it
-    assert checked_pretrain_epochs(first, None, 80, 20) == 15  # 4x: the extra epochs cluster
+    assert checked_pretrain_epochs(first, None, 20, 20) == 12  # the default fit
+    assert checked_pretrain_epochs(first, None, 10, 20) == 6  # shorter: 60 % of it
+    assert checked_pretrain_epochs(first, None, 80, 20) == 12  # 4x: the extra epochs cluster
     assert checked_pretrain_epochs(first, None, 2, 20) == 1  # one clustering epoch at least
     trained = SimpleNamespace(module=first.module, is_trained_=True)
     assert checked_pretrain_epochs(trained, None, 80, 20) == 0
