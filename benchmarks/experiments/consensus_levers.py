@@ -25,7 +25,9 @@ during the first ``f`` of the phase (:func:`split_into_empty`); ``over<f>`` trai
 categories and merges them to K by Ward's criterion (:func:`merge_by_ward`). The rows of
 ``benchmarks/results/consensus_levers.jsonl`` named ``norm``, ``clean``, ``lrdecay`` and ``beta0.1``
 were made with temporary switches, since removed (``norm`` became the default): see
-``benchmarks/results/consensus_levers.md``. Usage::
+``benchmarks/results/consensus_levers.md``. Every row of the jsonl was made before 2026-12-04,
+when the default epochs were ``min(400, max(20, 300000 // n))`` (``ep1.25,pt0.75`` is today's
+default): a new screen reruns ``default`` first and compares with those rows only. Usage::
 
     python benchmarks/experiments/consensus_levers.py --levers default drop0 --seeds 0 1 2
 """

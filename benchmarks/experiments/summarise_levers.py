@@ -1,11 +1,12 @@
-"""Each lever's rows of ``consensus_levers.jsonl`` against the defaults' rows of ``clustering.csv``.
+"""Each lever's rows of ``consensus_levers.jsonl`` against the lever ``default`` rows there.
 
 Per data set: the lever's mean ACC / ARI / AMI / categories over its seeds and the mean
 difference from the default fit of the same data set and seed (``d*``), then the mean
-difference over every run. Seeds that ``clustering.csv`` lacks (3 and up) are compared with the
-lever ``default`` rows of ``consensus_levers.jsonl``. Where a lever has rows made in the
-defaults' environment (the ``versions`` column both files record), only those are compared: the
-same code and seed end elsewhere under other library versions. Usage::
+difference over every run. The ``default`` rows are the package defaults until 2026-12-04
+(seeds 0-2 copied from that day's ``clustering.csv``, ``source``), against which every lever of
+the file was screened; today's default is the lever ``ep1.25,pt0.75``. Where a lever has rows
+made in the defaults' environment (the ``versions`` column), only those are compared: the same
+code and seed end elsewhere under other library versions. Usage::
 
     python benchmarks/experiments/summarise_levers.py zscore pt0.75
 """
@@ -25,10 +26,7 @@ def summarise(lever: str) -> pd.DataFrame:
     screen = pd.read_json(RESULTS / "consensus_levers.jsonl", lines=True)
     screen = screen.rename(columns={"types_with_cells": "n_clusters"})
     rows = screen[screen["lever"] == lever]
-    base = pd.read_csv(RESULTS / "clustering.csv")
-    base = base[base["method"] == "cplmixvi"]
-    extra = screen[(screen["lever"] == "default") & (screen["seed"] > base["seed"].max())]
-    base = pd.concat([base, extra[extra["versions"].isin(base["versions"])]])
+    base = screen[screen["lever"] == "default"]
     if "versions" in rows and rows["versions"].isin(base["versions"]).any():
         rows = rows[rows["versions"].isin(base["versions"])].drop(columns="versions")
     both = rows.merge(base, on=["dataset", "seed"], suffixes=("", "_default"))
