@@ -24,7 +24,12 @@ import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 # train() arguments of each variant
-VARIANTS = {"eager": {}, "compiled": {"compile": True}}
+VARIANTS = {
+    "eager": {},
+    "compiled": {"compile": True},
+    # the defaults until 2026-12-04 at this size (30 epochs, 22 of them pretraining)
+    "former_default": {"max_epochs": 30, "pretrain_epochs": 22},
+}
 
 
 def run_one(variant: str, threads: int, n_cells: int, n_genes: int) -> dict:

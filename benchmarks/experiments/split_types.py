@@ -7,6 +7,7 @@ that share from a second reference type. Appends a section to
 two or more categories, not small ones merged. Usage::
 
     python benchmarks/experiments/split_types.py --dataset mop_10x --seed 3
+    python benchmarks/experiments/split_types.py --dataset mop_10x --seed 2 --n-arms 3
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def main() -> None:
     parser.add_argument("--dataset", default="mop_10x")
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--share", type=float, default=0.15)
+    parser.add_argument("--n-arms", type=int, default=2)
     args = parser.parse_args()
 
     import scvi
@@ -63,14 +65,14 @@ def main() -> None:
     truth = adata.obs["cell_type"].astype(str).to_numpy()
     scvi.settings.seed = args.seed
     CplMixVI.setup_anndata(adata)
-    model = CplMixVI(adata, n_types=DATASETS[args.dataset])
+    model = CplMixVI(adata, n_types=DATASETS[args.dataset], n_arms=args.n_arms)
     model.train(accelerator="cpu", enable_progress_bar=False, enable_model_summary=False)
     labels = model.get_type_assignments()["type"].astype(str).to_numpy()
     scores = clustering_scores(truth, labels)
     split, merged = split_and_merged(truth, labels, args.share)
     text = [
-        f"\n## {args.dataset}, seed {args.seed}: ACC {scores['acc']:.3f}, ARI {scores['ari']:.3f},"
-        f" AMI {scores['ami']:.3f}, {len(set(labels))} categories\n",
+        f"\n## {args.dataset}, seed {args.seed}, {args.n_arms} arms: ACC {scores['acc']:.3f},"
+        f" ARI {scores['ari']:.3f}, AMI {scores['ami']:.3f}, {len(set(labels))} categories\n",
         f"Reference types with at least {args.share:.0%} of their cells outside their largest"
         " category:\n",
         *split,
