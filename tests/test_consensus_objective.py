@@ -146,3 +146,88 @@ def test_default_pretraining_is_sixty_percent_of_at_most_the_default_fit():
     assert checked_pretrain_epochs(trained, None, 80, 20) == 0
     paper = SimpleNamespace(module=SimpleNamespace(objective="paper"), is_trained_=False)
     assert checked_pretrain_epochs(paper, None, 80, 20) == 0
+
+
+def _planted_graph(sizes, pieces, seed=0):
+    """A kNN-like graph of planted groups (edges only inside a group) and fine labels cutting
+    each group into ``pieces`` equal parts."""
+    from scipy import sparse
+
+    rng = np.random.default_rng(seed)
+    group = np.repeat(np.arange(len(sizes)), sizes)
+    rows, cols = [], []
+    for g in range(len(sizes)):
+        cells = np.flatnonzero(group == g)
+        for cell in cells:
+            for other in rng.choice(cells, 8, replace=False):
+                if other != cell:
+                    rows.append(cell)
+                    cols.append(other)
+    graph = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), (len(group), len(group)))
+    fine = np.zeros(len(group), int)
+    next_label = 0
+    for g, n_pieces in enumerate(pieces):
+        cells = np.flatnonzero(group == g)
+        fine[cells] = next_label + np.arange(len(cells)) * n_pieces // len(cells)
+        next_label += n_pieces
+    return graph + graph.T, fine, group
+
+
+def test_modularity_merge_joins_the_pieces_of_large_types_and_keeps_small_ones():
+    from sklearn.metrics import adjusted_rand_score
+
+    from cplmixvi.model._type_init import modularity_merge
+
+    # two large types cut into 4 pieces each, two small ones of 20 cells left whole, no edges
+    # between types: the merge must join the pieces, never a small type into a large one
+    graph, fine, group = _planted_graph([300, 300, 20, 20], [4, 4, 1, 1])
+    merged = modularity_merge(graph, fine, 4, resolution=0.4)
+    assert adjusted_rand_score(group, merged) == 1.0
+    # it reaches k even where no edge joins the clusters left (greedy CNM would stop at 4)
+    assert len(np.unique(modularity_merge(graph, fine, 2, resolution=0.4))) == 2
+
+
+def test_modularity_merge_is_networkx_greedy_modularity_on_a_connected_graph():
+    import networkx as nx
+    from scipy import sparse
+    from sklearn.metrics import adjusted_rand_score
+    from sklearn.neighbors import kneighbors_graph
+
+    from cplmixvi.model._type_init import modularity_merge
+
+    rng = np.random.default_rng(3)
+    points = np.concatenate([rng.normal(c, 1.0, (80, 2)) for c in ([0, 0], [4, 0], [0, 4])])
+    graph = kneighbors_graph(points, 10)
+    graph = graph + graph.T
+    # 12 pieces in bands across the three blobs
+    fine = np.argsort(np.argsort(points[:, 0] + 3 * points[:, 1])) * 12 // len(points)
+    member = sparse.csr_matrix((np.ones(len(fine)), (np.arange(len(fine)), fine)))
+    edges = (member.T @ graph @ member).toarray()
+    cluster_graph = nx.Graph()
+    for i in range(12):
+        for j in range(i, 12):
+            if edges[i, j]:
+                cluster_graph.add_edge(i, j, weight=edges[i, j] / (2 if i == j else 1))
+    communities = nx.community.greedy_modularity_communities(
+        cluster_graph, weight="weight", resolution=0.4, cutoff=3, best_n=3
+    )
+    expected = np.empty(12, int)
+    for label, nodes in enumerate(communities):
+        expected[list(nodes)] = label
+    merged = modularity_merge(graph, fine, 3, resolution=0.4)
+    assert adjusted_rand_score(expected[fine], merged) == 1.0
+
+
+def test_linear_type_heads_map_the_clr_code():
+    torch.manual_seed(0)
+    module = CplMixVAE(n_input=10, n_types=4, n_hidden=8, n_layers=1, augmenter=Identity())
+    module.eval()
+    x = torch.poisson(torch.full((25, 10), 3.0))
+    log_probs = module.inference(x)["log_probs"]
+    clr = log_probs - log_probs.mean(-1, keepdim=True)
+    coef = torch.randn(2, 4, 4)
+    intercept = torch.randn(2, 4)
+    module.init_type_heads_linear(coef, intercept)
+    new = module.inference(x)["log_probs"]
+    expected = torch.log_softmax(torch.bmm(clr, coef) + intercept[:, None], -1)
+    torch.testing.assert_close(new, expected, rtol=1e-4, atol=1e-4)

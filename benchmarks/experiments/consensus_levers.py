@@ -20,9 +20,11 @@ side (:func:`pca_start`); ``zscore<clip>`` standardises the encoder input per ge
 (:func:`zscore_input`); ``codecouple<w>`` couples the arms' codes while pretraining
 (:func:`couple_pretraining`); ``fpow<g>`` divides the target by the batch's type frequency to the
 power ``g`` and ``sharp<t>`` raises the fused posterior to ``t`` instead of 2
-(:func:`patch_target`); ``split<f>`` fills empty categories with self-contained pieces of live ones
-during the first ``f`` of the phase (:func:`split_into_empty`); ``over<f>`` trains with ``f * K``
-categories and merges them to K by Ward's criterion (:func:`merge_by_ward`). The rows of
+(:func:`patch_target`); ``gstart<r>`` starts the heads from k-means at 2K merged to K by
+modularity at resolution ``r`` (:func:`graph_start`); ``split<f>`` fills empty categories with
+self-contained pieces of live ones during the first ``f`` of the phase
+(:func:`split_into_empty`); ``over<f>`` trains with ``f * K`` categories and merges them
+to K by Ward's criterion (:func:`merge_by_ward`). The rows of
 ``benchmarks/results/consensus_levers.jsonl`` named ``norm``, ``clean``, ``lrdecay`` and ``beta0.1``
 were made with temporary switches, since removed (``norm`` became the default): see
 ``benchmarks/results/consensus_levers.md``. Every row of the jsonl was made before 2026-12-04,
@@ -115,6 +117,11 @@ def run_one(dataset: str, seed: int, lever: str) -> dict:
             patch_target(power=float(token[5:]), frequency_power=0.0)
     if "cdrop0" in lever.split(","):  # dropout off in the consensus phase only
         dropout_off_after_start()
+    for token in lever.split(","):
+        if token.startswith(
+            "gstart"
+        ):  # gstart<r>: the package's merged k-means start, resolution r
+            graph_start(float(token[6:] or 0.4))
     if "pcastart" in lever or "mixstart" in lever:
         pca_start(adata, DATASETS[dataset], seed, truth, row, mix="mixstart" in lever)
     t0 = time.perf_counter()
@@ -177,6 +184,17 @@ def pca_start(adata, k: int, seed: int, truth, row: dict, mix: bool = False) -> 
         model.module.init_type_heads(torch.as_tensor(centroids), beta=0.5 / max(variance, 1e-8))
         start = fuse(model._infer(model.adata, None, 1024)[0]).argmax(-1)
         row.update({f"start_{m}": v for m, v in clustering_scores(truth, start).items()})
+
+    model_module.init_types_by_kmeans = init
+
+
+def graph_start(resolution: float) -> None:
+    """The heads start from :func:`init_types_by_merged_kmeans` at ``resolution``."""
+    import cplmixvi.model._cplmixvi as model_module
+    from cplmixvi.model._type_init import init_types_by_merged_kmeans
+
+    def init(model, *args, **kwargs):
+        init_types_by_merged_kmeans(model, resolution)
 
     model_module.init_types_by_kmeans = init
 

@@ -6,14 +6,16 @@ difference over every run. The ``default`` rows are the package defaults until 2
 (seeds 0-2 copied from that day's ``clustering.csv``, ``source``), against which every lever of
 the file was screened; today's default is the lever ``ep1.25,pt0.75``. Where a lever has rows
 made in the defaults' environment (the ``versions`` column), only those are compared: the same
-code and seed end elsewhere under other library versions. Usage::
+code and seed end elsewhere under other library versions. ``--against`` compares with another
+lever's rows instead (e.g. ``ep1.25,pt0.75``, the defaults of 2026-12-04). Usage::
 
     python benchmarks/experiments/summarise_levers.py zscore pt0.75
+    python benchmarks/experiments/summarise_levers.py gstart0.4 --against ep1.25,pt0.75
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 import pandas as pd
@@ -21,12 +23,12 @@ import pandas as pd
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 
 
-def summarise(lever: str) -> pd.DataFrame:
-    """Per-data-set means of one lever and of its differences from the defaults."""
+def summarise(lever: str, against: str = "default") -> pd.DataFrame:
+    """Per-data-set means of one lever and of its differences from the lever ``against``."""
     screen = pd.read_json(RESULTS / "consensus_levers.jsonl", lines=True)
     screen = screen.rename(columns={"types_with_cells": "n_clusters"})
     rows = screen[screen["lever"] == lever]
-    base = screen[screen["lever"] == "default"]
+    base = screen[screen["lever"] == against]
     if "versions" in rows and rows["versions"].isin(base["versions"]).any():
         rows = rows[rows["versions"].isin(base["versions"])].drop(columns="versions")
     both = rows.merge(base, on=["dataset", "seed"], suffixes=("", "_default"))
@@ -41,5 +43,9 @@ def summarise(lever: str) -> pd.DataFrame:
 
 
 if __name__ == "__main__":
-    for name in sys.argv[1:]:
-        print(f"## {name}\n{summarise(name).to_markdown()}\n")
+    parser = argparse.ArgumentParser()
+    parser.add_argument("levers", nargs="+")
+    parser.add_argument("--against", default="default", help="the lever compared with")
+    args = parser.parse_args()
+    for name in args.levers:
+        print(f"## {name}\n{summarise(name, args.against).to_markdown()}\n")

@@ -376,6 +376,19 @@ class CplMixVAE(BaseModuleClass):
         head.weight.copy_(weight)
         head.bias.copy_(bias)
 
+    @torch.no_grad()
+    def init_type_heads_linear(self, coef: torch.Tensor, intercept: torch.Tensor) -> None:
+        """Make each arm's type logits a linear map ``z coef + intercept`` of its clr code ``z``.
+
+        ``coef`` has shape ``(A, K, K)``, ``intercept`` ``(A, K)``.
+        """
+        head = self.type_head
+        w = head.weight - head.weight.mean(-1, keepdim=True)
+        b = head.bias - head.bias.mean(-1, keepdim=True)
+        coef = coef.to(w)
+        head.weight.copy_(torch.bmm(w, coef))
+        head.bias.copy_(torch.bmm(b, coef) + intercept.to(b)[:, None, :])
+
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # models saved before pruning existed have no mask: every category is in use
         state_dict.setdefault(prefix + "type_mask", torch.ones_like(self.type_mask))
