@@ -25,18 +25,10 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 
 
-def former_default(n_cells: int) -> dict:
-    """``train()`` arguments of the defaults until 2026-12-04 (10 000 cells: 30 epochs, 22 of
-    them pretraining)."""
-    epochs = min(400, max(20, 300_000 // n_cells))
-    return {"max_epochs": epochs, "pretrain_epochs": round(0.75 * epochs)}
-
-
 # train() arguments of each variant, given the number of cells
 VARIANTS = {
     "eager": lambda n_cells: {},
     "compiled": lambda n_cells: {"compile": True},
-    "former_default": former_default,
 }
 
 

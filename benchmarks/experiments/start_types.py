@@ -8,7 +8,10 @@ reference type its recall there (``k-means K``), its 15-nearest-neighbour leave-
 the purity of the cluster holding most of its cells (``2K purity``). A second table scores
 other starts from the same codes (:func:`alternatives`): Leiden at K on their neighbour graph,
 k-means at 2K or 3K merged back to K by Ward's criterion or by centroid distance, and k-means
-at K on transforms of the codes. Appends a section to ``benchmarks/results/type_confusion.md``
+at K on transforms of the codes, each scored through the nearest centroid of its clusters
+(what the heads' Gaussian start of that day gave; for merged clusters this understates them,
+the mean of a type's pieces is not where its cells are: ``start_merges.py`` scores merged
+starts on their own labels). Appends a section to ``benchmarks/results/type_confusion.md``
 (``--no-scvi`` leaves scVI out; ``--epochs-factor`` trains that multiple of the default
 epochs, half of them pretraining). Usage::
 
