@@ -225,3 +225,28 @@ def test_linear_type_heads_map_the_clr_code():
     new = module.inference(x)["log_probs"]
     expected = torch.log_softmax(torch.bmm(clr, coef) + intercept[:, None], -1)
     torch.testing.assert_close(new, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_modularity_merge_joins_connected_pieces_before_separate_small_types():
+    from scipy import sparse
+    from sklearn.metrics import adjusted_rand_score
+
+    from cplmixvi.model._type_init import modularity_merge
+
+    # a large type in four pieces joined in a chain by few edges, two small separate types: as
+    # the pieces join, the degree penalty makes the gain of the next piece negative, and below
+    # that of joining the two small types (no edge between them); the merge must still join
+    # the pieces (the simulator's two smallest types were merged so)
+    graph, fine, group = _planted_graph([1200, 60, 60], [4, 1, 1])
+    graph = graph.tolil()
+    for piece in range(3):  # cut the large type's pieces apart, then join neighbours weakly
+        inside = np.flatnonzero(fine == piece)
+        outside = np.flatnonzero((fine > piece) & (fine < 4))
+        graph[np.ix_(inside, outside)] = 0
+        graph[np.ix_(outside, inside)] = 0
+        nxt = np.flatnonzero(fine == piece + 1)
+        for a, b in zip(inside[:5], nxt[:5], strict=True):
+            graph[a, b] = graph[b, a] = 1
+    graph = sparse.csr_matrix(graph)
+    merged = modularity_merge(graph, fine, 3, resolution=0.4)
+    assert adjusted_rand_score(group, merged) == 1.0

@@ -66,8 +66,10 @@ def modularity_merge(
 
     The gain of joining clusters ``i`` and ``j`` is ``e_ij - resolution d_i d_j / 2m`` (edges
     between them, their degrees, twice the edges in all): Clauset, Newman and Moore's greedy
-    agglomeration started from ``labels``, except that it also joins clusters without an edge
-    between them when no joined pair is left, so it always reaches ``k``.
+    agglomeration started from ``labels``. Like theirs it joins only clusters with an edge
+    between them, also at a negative gain (the pieces of a large type, whose degree penalty
+    grows as they join, before two separate small types), and only when no such pair is left
+    the clusters without one, so it always reaches ``k``.
 
     Returns
     -------
@@ -82,8 +84,11 @@ def modularity_merge(
     group, alive = np.arange(n), np.ones(n, bool)
     while alive.sum() > k:
         live = np.flatnonzero(alive)
-        gain = edges[np.ix_(live, live)] - resolution * np.outer(degree[live], degree[live]) / total
-        np.fill_diagonal(gain, -np.inf)
+        between = edges[np.ix_(live, live)]
+        gain = between - resolution * np.outer(degree[live], degree[live]) / total
+        joined = between > 0
+        np.fill_diagonal(joined, False)
+        gain[~joined if joined.any() else np.eye(len(live), dtype=bool)] = -np.inf
         a, b = np.unravel_index(np.argmax(gain), gain.shape)
         i, j = live[a], live[b]
         edges[i] += edges[j]
