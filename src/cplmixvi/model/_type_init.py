@@ -58,13 +58,8 @@ def init_types_by_kmeans(model, n_init: int = 10) -> None:
     posteriors then has the k-means clusters as its argmax, and the arms start with the same
     category ids.
     """
-    n_cells, module = model.adata.n_obs, model.module
-    indices = None
-    if n_cells > MAX_CELLS:
-        rng = np.random.default_rng(scvi.settings.seed)
-        indices = np.sort(rng.choice(n_cells, MAX_CELLS, replace=False))
-    log_probs, _ = model._infer(model.adata, indices, 1024)
-    codes = log_probs - log_probs.mean(-1, keepdims=True)  # the clr of each arm's q(c|x)
+    module = model.module
+    codes = joint_codes(model)
     n_arms, n, k = codes.shape
     joined = codes.transpose(1, 0, 2).reshape(n, n_arms * k)
     kmeans = KMeans(k, n_init=n_init, random_state=scvi.settings.seed).fit(joined)
