@@ -120,7 +120,7 @@ def test_fit_help_states_the_epochs_train_uses(capsys):
 
     assert main(["fit", "--help"]) == 0
     help_text = " ".join(capsys.readouterr().out.split())
-    rule = "min(500, max(25, 375000 // n_cells))"
+    rule = "min(400, max(20, 300000 // n_cells))"
     assert rule in help_text
     for n_cells in (100, 700, 4_000, 11_444, 1_000_000):
         assert eval(rule, {}, {"n_cells": n_cells}) == default_max_epochs(n_cells)

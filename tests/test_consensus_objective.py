@@ -10,7 +10,7 @@ from scvi import REGISTRY_KEYS
 import cplmixvi
 from cplmixvi.augment import Identity
 from cplmixvi.module import CplMixVAE
-from cplmixvi.nn import centroid_logits, consensus_kl, sharpened_target
+from cplmixvi.nn import consensus_kl, sharpened_target
 
 
 def test_sharpened_target_is_the_squared_geometric_mean():
@@ -36,21 +36,6 @@ def test_consensus_kl_formula_and_zero_at_the_target():
     torch.testing.assert_close(consensus_kl(log_probs, target), expected)
     at_target = consensus_kl(target.log().expand(2, 5, 3), target)
     torch.testing.assert_close(at_target, torch.zeros(2, 5, dtype=torch.float64))
-
-
-def test_centroid_logits_is_the_gaussian_assignment_in_clr_space():
-    gen = torch.Generator().manual_seed(2)
-    n_arms, n_hidden, k, beta = 2, 6, 4, 0.7
-    weight = torch.randn(n_arms, n_hidden, k, generator=gen, dtype=torch.float64)
-    bias = torch.randn(n_arms, 1, k, generator=gen, dtype=torch.float64)
-    centroids = torch.randn(n_arms, k, k, generator=gen, dtype=torch.float64)
-    h = torch.randn(n_arms, 10, n_hidden, generator=gen, dtype=torch.float64)
-    logits = torch.bmm(h, weight) + bias
-    clr = logits - logits.mean(-1, keepdim=True)
-    dist = ((clr[:, :, None, :] - centroids[:, None, :, :]) ** 2).sum(-1)
-    new_w, new_b = centroid_logits(weight, bias, centroids, beta)
-    new = torch.log_softmax(torch.bmm(h, new_w) + new_b, -1)
-    torch.testing.assert_close(new, torch.log_softmax(-beta * dist, -1))
 
 
 def test_pretraining_uses_the_soft_code_and_no_type_term():
@@ -80,7 +65,7 @@ def _gen_in(inf):
     return {"s": inf["s"], "c": inf["c"], "library": inf["library"]}
 
 
-def test_train_initialises_the_heads_by_kmeans(make_adata, monkeypatch):
+def test_train_starts_the_heads_from_merged_kmeans_clusters(make_adata, monkeypatch):
     import scvi
 
     import cplmixvi.model._type_init as type_init
@@ -89,12 +74,18 @@ def test_train_initialises_the_heads_by_kmeans(make_adata, monkeypatch):
     cplmixvi.CplMixVI.setup_anndata(adata, layer="counts")
     scvi.settings.seed = 0
     model = cplmixvi.CplMixVI(adata, n_types=3, n_hidden=32, n_layers=1)
-    fitted, calls = [], []
+    fitted, merged, calls = [], [], []
 
     class SpyKMeans(type_init.KMeans):
         def fit(self, X, *args, **kwargs):
             fitted.append(self)
             return super().fit(X, *args, **kwargs)
+
+    merge = type_init.modularity_merge
+
+    def spy_merge(*args, **kwargs):
+        merged.append(merge(*args, **kwargs))
+        return merged[-1]
 
     def spy(m):
         calls.append(m.module.pretraining)
@@ -105,10 +96,13 @@ def test_train_initialises_the_heads_by_kmeans(make_adata, monkeypatch):
 
     monkeypatch.setattr(type_init, "KMeans", SpyKMeans)
     monkeypatch.setattr(cplmixvi.model._cplmixvi, "init_types_by_kmeans", spy)
+    monkeypatch.setattr(type_init, "modularity_merge", spy_merge)
     model.train(max_epochs=8, enable_progress_bar=False)
     assert len(calls) == 2 and calls[0] is False  # once, as the clustering phase starts
-    # the fused label of the new heads is the k-means cluster of the arms' joint codes
-    assert np.mean(calls[1] == fitted[0].labels_) > 0.99
+    assert fitted[0].n_clusters == 6  # k-means at 2 K, merged to K
+    assert len(np.unique(merged[0])) == 3
+    # the fused label of the new heads is the merged clustering of the arms' joint codes
+    assert np.mean(calls[1] == merged[0]) > 0.95
     assert model.history["consensus_kl_train"].iloc[-1, 0] > 0
 
 
@@ -132,15 +126,15 @@ def test_pretraining_epochs_are_checked_and_skipped_once_trained(make_adata):
         model.train(max_epochs=2, pretrain_epochs=1)
 
 
-def test_default_pretraining_is_sixty_percent_of_at_most_the_default_fit():
+def test_default_pretraining_is_three_quarters_of_at_most_the_default_fit():
     from types import SimpleNamespace
 
     from cplmixvi.model._type_init import checked_pretrain_epochs
 
     first = SimpleNamespace(module=SimpleNamespace(objective="consensus"), is_trained_=False)
-    assert checked_pretrain_epochs(first, None, 20, 20) == 12  # the default fit
-    assert checked_pretrain_epochs(first, None, 10, 20) == 6  # shorter: 60 % of it
-    assert checked_pretrain_epochs(first, None, 80, 20) == 12  # 4x: the extra epochs cluster
+    assert checked_pretrain_epochs(first, None, 20, 20) == 15  # the default fit
+    assert checked_pretrain_epochs(first, None, 8, 20) == 6  # shorter: 3/4 of it
+    assert checked_pretrain_epochs(first, None, 80, 20) == 15  # 4x: the extra epochs cluster
     assert checked_pretrain_epochs(first, None, 2, 20) == 1  # one clustering epoch at least
     trained = SimpleNamespace(module=first.module, is_trained_=True)
     assert checked_pretrain_epochs(trained, None, 80, 20) == 0
@@ -227,7 +221,7 @@ def test_linear_type_heads_map_the_clr_code():
     clr = log_probs - log_probs.mean(-1, keepdim=True)
     coef = torch.randn(2, 4, 4)
     intercept = torch.randn(2, 4)
-    module.init_type_heads_linear(coef, intercept)
+    module.init_type_heads(coef, intercept)
     new = module.inference(x)["log_probs"]
     expected = torch.log_softmax(torch.bmm(clr, coef) + intercept[:, None], -1)
     torch.testing.assert_close(new, expected, rtol=1e-4, atol=1e-4)
@@ -256,3 +250,22 @@ def test_modularity_merge_joins_connected_pieces_before_separate_small_types():
     graph = sparse.csr_matrix(graph)
     merged = modularity_merge(graph, fine, 3, resolution=0.4)
     assert adjusted_rand_score(group, merged) == 1.0
+
+
+@pytest.mark.parametrize("n_labels", [2, 4])
+def test_logistic_map_gives_the_fitted_probabilities_as_logits(n_labels):
+    from sklearn.linear_model import LogisticRegression
+
+    from cplmixvi.model._type_init import logistic_map
+
+    # with two labels scikit-learn returns one logit difference; a single column broadcast over
+    # both labels gave them equal logits (a uniform start of the two-type state fixture)
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(n_labels), 30)
+    codes = rng.normal(size=(len(labels), 5)) + 3 * labels[:, None]
+    coef, intercept = logistic_map(codes, labels)
+    assert coef.shape == (5, n_labels) and intercept.shape == (n_labels,)
+    logits = torch.as_tensor(codes @ coef + intercept)
+    expected = LogisticRegression(max_iter=1000).fit(codes, labels).predict_proba(codes)
+    np.testing.assert_allclose(torch.softmax(logits, -1).numpy(), expected, atol=1e-6)
+    assert (logits.argmax(-1).numpy() == labels).mean() > 0.9

@@ -157,7 +157,6 @@ def pca_start(adata, k: int, seed: int, truth, row: dict, mix: bool = False) -> 
     clusters themselves).
     """
     import numpy as np
-    import torch
     from baselines import kmeans_labels, pca_embedding
 
     import cplmixvi.model._cplmixvi as model_module
@@ -181,20 +180,33 @@ def pca_start(adata, k: int, seed: int, truth, row: dict, mix: bool = False) -> 
         centroids = np.stack([joined[labels == j].mean(0) for j in range(k)])
         variance = ((joined - centroids[labels]) ** 2).sum() / joined.size
         centroids = centroids.reshape(k, n_arms, k).transpose(1, 0, 2)
-        model.module.init_type_heads(torch.as_tensor(centroids), beta=0.5 / max(variance, 1e-8))
+        centroid_heads(model, centroids, beta=0.5 / max(variance, 1e-8))
         start = fuse(model._infer(model.adata, None, 1024)[0]).argmax(-1)
         row.update({f"start_{m}": v for m, v in clustering_scores(truth, start).items()})
 
     model_module.init_types_by_kmeans = init
 
 
+def centroid_heads(model, centroids, beta: float) -> None:
+    """Each arm's head as the Gaussian assignment to ``centroids`` ``(A, K, K)`` of its clr code.
+
+    ``softmax(-beta |z - mu_k|^2)`` is ``softmax(2 beta mu_k . z - beta |mu_k|^2)``: a linear map
+    of the clr code ``z`` (the package's k-means start until 2026-12-04).
+    """
+    import torch
+
+    centroids = torch.as_tensor(centroids)
+    coef = 2 * beta * centroids.transpose(1, 2)
+    model.module.init_type_heads(coef, -beta * centroids.pow(2).sum(-1))
+
+
 def graph_start(resolution: float) -> None:
-    """The heads start from :func:`init_types_by_merged_kmeans` at ``resolution``."""
+    """The heads start from the package's merged k-means start at ``resolution``."""
     import cplmixvi.model._cplmixvi as model_module
-    from cplmixvi.model._type_init import init_types_by_merged_kmeans
+    from cplmixvi.model._type_init import init_types_by_kmeans
 
     def init(model, *args, **kwargs):
-        init_types_by_merged_kmeans(model, resolution)
+        init_types_by_kmeans(model, resolution)
 
     model_module.init_types_by_kmeans = init
 
@@ -493,7 +505,6 @@ def reseed(model, min_cells: int, parents: dict, tried: set) -> int:
     """One re-seeding pass; a parent whose split died again is not split a second time."""
     import numpy as np
     import scvi
-    import torch
     from sklearn.cluster import KMeans
 
     from cplmixvi.model._results import fuse
@@ -531,7 +542,7 @@ def reseed(model, min_cells: int, parents: dict, tried: set) -> int:
     variance = sum(((joined[labels == j] - centroids[j]) ** 2).sum() for j in range(k))
     variance /= joined.size
     centroids = centroids.reshape(k, n_arms, k).transpose(1, 0, 2)
-    model.module.init_type_heads(torch.as_tensor(centroids), beta=0.5 / max(variance, 1e-8))
+    centroid_heads(model, centroids, beta=0.5 / max(variance, 1e-8))
     return len(empty)
 
 

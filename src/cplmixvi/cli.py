@@ -23,7 +23,7 @@ from pathlib import Path
 __all__ = ["main"]
 
 DEMO_EPOCHS = 100
-EPOCHS_RULE = "min(500, max(25, 375000 // n_cells))"  # default_max_epochs, tested to agree
+EPOCHS_RULE = "min(400, max(20, 300000 // n_cells))"  # default_max_epochs, tested to agree
 _LIKELIHOODS = ("nb", "zinb", "normal", "bernoulli")
 
 

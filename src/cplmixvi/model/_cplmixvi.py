@@ -39,9 +39,9 @@ logger = logging.getLogger(__name__)
 
 
 def default_max_epochs(n_cells: int) -> int:
-    """The epochs :meth:`CplMixVI.train` runs by default: ``min(500, max(25, 375000 // n_cells))``
-    (about 1 450 minibatch steps of 256 cells)."""
-    return int(min(500, max(25, 375_000 // n_cells)))
+    """The epochs :meth:`CplMixVI.train` runs by default: ``min(400, max(20, 300000 // n_cells))``
+    (about 1 200 minibatch steps)."""
+    return int(min(400, max(20, 300_000 // n_cells)))
 
 
 class CplMixVI(long_runs.LongRunsMixin, AtomicSaveMixin, TraversalMixin, BaseModelClass):
@@ -306,8 +306,8 @@ class CplMixVI(long_runs.LongRunsMixin, AtomicSaveMixin, TraversalMixin, BaseMod
         Parameters
         ----------
         max_epochs
-            Passes over the training cells; default ``min(500, max(25, 375 000 // n_cells))``
-            (about 1 450 minibatch steps); with the consensus objective longer training
+            Passes over the training cells; default ``min(400, max(20, 300 000 // n_cells))``
+            (about 1 200 minibatch steps); with the consensus objective longer training
             holds or improves the types (``docs/model.md``).
         lr
             Adam learning rate.
@@ -343,9 +343,10 @@ class CplMixVI(long_runs.LongRunsMixin, AtomicSaveMixin, TraversalMixin, BaseMod
         pretrain_epochs
             Epochs at the start during which the arms are trained as autoencoders only; the
             type heads are then set from k-means on the arms' type codes (see ``objective``).
-            Default: 60 % of ``max_epochs`` for the first fit of a consensus model, at most
-            60 % of the default epochs (the epochs of a longer fit go to the consensus phase),
-            0 otherwise (continued training, pruning rounds and the other objectives).
+            Default: three quarters of ``max_epochs`` for the first fit of a consensus model, at
+            most three quarters of the default epochs (the epochs of a longer fit go to the
+            consensus phase), 0 otherwise (continued training, pruning rounds and the other
+            objectives).
         plan_kwargs
             Extra arguments for :class:`~cplmixvi.train.CplMixTrainingPlan`, e.g.
             ``{"max_kl_weight": 0.25}`` to weight the state's KL term by 0.25 (the setting for

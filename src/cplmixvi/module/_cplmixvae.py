@@ -16,7 +16,6 @@ from cplmixvi.augment import Augmenter, Identity
 from cplmixvi.nn import (
     ArmLinear,
     ArmMLP,
-    centroid_logits,
     consensus_kl,
     gaussian_nll,
     gumbel_softmax,
@@ -365,19 +364,7 @@ class CplMixVAE(BaseModuleClass):
         self._pruned = not bool(mask.all())
 
     @torch.no_grad()
-    def init_type_heads(self, centroids: torch.Tensor, beta: float) -> None:
-        """Make each arm's ``q(c|x)`` a Gaussian assignment to centroids of its clr space.
-
-        See :func:`cplmixvi.nn.centroid_logits`; ``centroids`` has shape ``(A, K, K)``.
-        """
-        head = self.type_head
-        centroids = centroids.to(head.weight)
-        weight, bias = centroid_logits(head.weight, head.bias, centroids, beta)
-        head.weight.copy_(weight)
-        head.bias.copy_(bias)
-
-    @torch.no_grad()
-    def init_type_heads_linear(self, coef: torch.Tensor, intercept: torch.Tensor) -> None:
+    def init_type_heads(self, coef: torch.Tensor, intercept: torch.Tensor) -> None:
         """Make each arm's type logits a linear map ``z coef + intercept`` of its clr code ``z``.
 
         ``coef`` has shape ``(A, K, K)``, ``intercept`` ``(A, K)``.

@@ -1,7 +1,7 @@
 """Building blocks: arm-batched layers, the type objectives' terms and the input transform."""
 
 from ._arm_layers import ArmBatchNorm, ArmLinear, ArmMLP
-from ._consensus import centroid_logits, consensus_kl, sharpened_target
+from ._consensus import consensus_kl, sharpened_target
 from ._coupling import perturbed_aitchison_sq
 from ._fast import gaussian_nll, gumbel_softmax, normal_kl
 from ._information import information_coupling, marginal_entropy
@@ -11,7 +11,6 @@ __all__ = [
     "ArmBatchNorm",
     "ArmLinear",
     "ArmMLP",
-    "centroid_logits",
     "consensus_kl",
     "gaussian_nll",
     "gumbel_softmax",
