@@ -21,8 +21,9 @@ side (:func:`pca_start`); ``zscore<clip>`` standardises the encoder input per ge
 (:func:`couple_pretraining`); ``fpow<g>`` divides the target by the batch's type frequency to the
 power ``g`` and ``sharp<t>`` raises the fused posterior to ``t`` instead of 2
 (:func:`patch_target`); ``gstart<r>`` starts the heads from k-means at 2K merged to K by
-modularity at resolution ``r`` (:func:`graph_start`); ``split<f>`` fills empty categories with
-self-contained pieces of live ones during the first ``f`` of the phase
+modularity at resolution ``r`` (:func:`graph_start`); ``clr<x>`` multiplies the learning rate
+by ``x`` in the consensus phase (:func:`phase_lr_callback`); ``split<f>`` fills empty categories
+with self-contained pieces of live ones during the first ``f`` of the phase
 (:func:`split_into_empty`); ``over<f>`` trains with ``f * K`` categories and merges them
 to K by Ward's criterion (:func:`merge_by_ward`). The rows of
 ``benchmarks/results/consensus_levers.jsonl`` named ``norm``, ``clean``, ``lrdecay`` and ``beta0.1``
@@ -98,6 +99,8 @@ def run_one(dataset: str, seed: int, lever: str) -> dict:
         if token.startswith("reseed"):  # reseed<f>: split into empty categories, first f of phase
             frac = float(token[6:] or 0.75)
             train_kwargs["callbacks"] = [reseed_callback(lambda: model, frac)]
+        if token.startswith("clr"):  # clr<x>: the learning rate times x in the consensus phase
+            train_kwargs["callbacks"] = [phase_lr_callback(float(token[3:]))]
     k = DATASETS[dataset]
     over = [float(t[4:] or 2) for t in lever.split(",") if t.startswith("over")]
     model = CplMixVI(adata, n_types=round(over[0] * k) if over else k, **kwargs)
@@ -416,6 +419,24 @@ def phase_callback(action, frac: float):
             self.history.append((trainer.current_epoch, action()))
 
     return Phase()
+
+
+def phase_lr_callback(factor: float):
+    """A callback that multiplies every learning rate by ``factor`` once pretraining has ended."""
+    from lightning.pytorch.callbacks import Callback
+
+    class PhaseLr(Callback):
+        done = False
+
+        def on_train_batch_start(self, trainer, pl_module, *args):
+            if self.done or pl_module.module.pretraining:
+                return
+            for optimizer in trainer.optimizers:
+                for group in optimizer.param_groups:
+                    group["lr"] *= factor
+            self.done = True
+
+    return PhaseLr()
 
 
 def split_callback(get_model, frac: float):
