@@ -269,3 +269,28 @@ def test_logistic_map_gives_the_fitted_probabilities_as_logits(n_labels):
     expected = LogisticRegression(max_iter=1000).fit(codes, labels).predict_proba(codes)
     np.testing.assert_allclose(torch.softmax(logits, -1).numpy(), expected, atol=1e-6)
     assert (logits.argmax(-1).numpy() == labels).mean() > 0.9
+
+
+def test_encoder_dropout_acts_while_pretraining_only():
+    torch.manual_seed(0)
+    module = CplMixVAE(
+        n_input=30, n_types=3, n_hidden=16, n_layers=2, dropout_rate=0.5, augmenter=Identity()
+    )
+    module.train()
+    x = torch.poisson(torch.full((40, 30), 2.0))
+
+    def two_passes():
+        return [module.inference(x)["log_probs"] for _ in range(2)]
+
+    module.pretraining = True
+    first, second = two_passes()
+    assert not torch.allclose(first, second)  # dropout draws other units each pass
+    module.pretraining = False
+    first, second = two_passes()
+    torch.testing.assert_close(first, second)  # the consensus phase: no dropout in training
+    paper = CplMixVAE(
+        n_input=30, n_types=3, dropout_rate=0.5, objective="paper", augmenter=Identity()
+    )
+    paper.train()
+    log_probs = [paper.inference(x)["log_probs"] for _ in range(2)]
+    assert not torch.allclose(*log_probs)  # the paper's objective keeps it throughout

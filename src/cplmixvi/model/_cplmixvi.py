@@ -66,7 +66,7 @@ class CplMixVI(long_runs.LongRunsMixin, AtomicSaveMixin, TraversalMixin, BaseMod
     n_layers
         Number of hidden layers of every encoder and decoder.
     dropout_rate
-        Dropout in the encoders.
+        Dropout in the encoders; with the consensus objective while pretraining only.
     gene_likelihood
         ``"nb"`` (default) or ``"zinb"`` on raw counts, ``"normal"`` on continuous data such as
         log-normalised expression (the paper's choice), ``"bernoulli"`` on values in ``[0, 1]``.

@@ -56,7 +56,7 @@ class CplMixVAE(BaseModuleClass):
     n_layers
         Hidden layers of the encoder and of the decoder.
     dropout_rate
-        Dropout in the encoder.
+        Dropout in the encoders (with ``objective="consensus"`` while pretraining only).
     gene_likelihood
         ``"nb"``, ``"zinb"`` (raw counts with library size), ``"normal"`` (e.g. log-normalised
         expression, the paper's choice) or ``"bernoulli"`` (pixels in ``[0, 1]``).
@@ -193,7 +193,10 @@ class CplMixVAE(BaseModuleClass):
         xa = self.augmenter(x, self.n_arms) if self.training else x.expand(self.n_arms, *x.shape)
         counts = self.gene_likelihood in COUNT_LIKELIHOODS
         x_in = self._encoder_input(xa) if counts else xa
-        h = self.encoder(x_in, batch_index)
+        # consensus: the encoders' dropout regularises pretraining only; in the phase after the
+        # graph-merged start it merged small types (MOp 40 -> 43 of 44 categories without it)
+        dropout = self.objective != "consensus" or self.pretraining
+        h = self.encoder(x_in, batch_index, dropout)
         logits = self.type_head(h)
         if self.is_pruned:  # pruned types get log q = -inf: softmax and Gumbel over survivors
             logits = logits.masked_fill(~self.type_mask, float("-inf"))
@@ -209,7 +212,7 @@ class CplMixVAE(BaseModuleClass):
             c = c.detach()  # the types learn from the consensus target, not from the ELBO
         if self.state_encoder == "separate":
             # raw log1p: more planted state genes found than per 10^4 (docs/model.md)
-            h = self.state_features(torch.log1p(xa) if counts else xa, batch_index)
+            h = self.state_features(torch.log1p(xa) if counts else xa, batch_index, dropout)
         state = self.state_head(torch.cat([h, c], dim=-1))
         qs_mean, qs_logvar = state.chunk(2, dim=-1)
         qs_std = torch.exp(0.5 * qs_logvar.clamp(-15.0, 15.0)) + 1e-4

@@ -136,8 +136,13 @@ class ArmMLP(nn.Module):
         )
         self.dropout = nn.Dropout(dropout_rate) if dropout_rate > 0 else nn.Identity()
 
-    def forward(self, x: torch.Tensor, cat: torch.Tensor | None = None) -> torch.Tensor:
-        """Map ``x`` of shape ``(A, B, n_in)`` to ``(A, B, n_hidden)``."""
+    def forward(
+        self, x: torch.Tensor, cat: torch.Tensor | None = None, dropout: bool = True
+    ) -> torch.Tensor:
+        """Map ``x`` of shape ``(A, B, n_in)`` to ``(A, B, n_hidden)``; ``dropout=False`` skips
+        the dropout layers (in training mode too)."""
         for linear, norm in zip(self.linears, self.norms, strict=True):
-            x = self.dropout(torch.relu(norm(linear(x, cat))))
+            x = torch.relu(norm(linear(x, cat)))
+            if dropout:
+                x = self.dropout(x)
         return x
