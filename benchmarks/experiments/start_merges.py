@@ -6,7 +6,9 @@ through a nearest-centroid head): ACC / ARI / AMI, categories, and ``found``, th
 types whose Hungarian-matched category holds at least half of their cells. Merges, from k-means
 at 2K and 3K clusters: Ward's cost on the codes (:func:`ward_merge`), and the greedy modularity
 gain on the codes' 15-nearest-neighbour graph at several resolutions (the package's
-:func:`~cplmixvi.model._type_init.modularity_merge`). Rows go to
+:func:`~cplmixvi.model._type_init.modularity_merge`), and the largest boundary share
+``e_ij / min(d_i, d_j) ** power`` on that graph (:func:`share_merge`; added 2026-12-07, rows
+with ``share`` in their name). Rows go to
 ``benchmarks/results/start_merges.jsonl``. Usage::
 
     python benchmarks/experiments/start_merges.py --datasets mop_10x pbmc_10x_4k --seeds 0 1
@@ -20,6 +22,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from scipy import sparse
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -43,6 +46,30 @@ def ward_merge(rep: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
         i, j = live[a], live[b]
         sizes[i] += sizes[j]
         sums[i] += sums[j]
+        alive[j] = False
+        group[group == j] = i
+    return np.unique(group[labels], return_inverse=True)[1]
+
+
+def share_merge(graph: sparse.spmatrix, labels: np.ndarray, k: int, power: float = 1.0):
+    """Merge the pair with the largest ``e_ij / min(d_i, d_j) ** power`` until ``k`` remain."""
+    n = labels.max() + 1
+    member = sparse.csr_matrix(
+        (np.ones(len(labels)), (np.arange(len(labels)), labels)), (len(labels), n)
+    )
+    edges = (member.T @ graph @ member).toarray()
+    degree = edges.sum(1)
+    group, alive = np.arange(n), np.ones(n, bool)
+    while alive.sum() > k:
+        live = np.flatnonzero(alive)
+        between = edges[np.ix_(live, live)].copy()
+        np.fill_diagonal(between, -1)
+        share = between / np.minimum.outer(degree[live], degree[live]) ** power
+        a, b = np.unravel_index(np.argmax(share), share.shape)
+        i, j = live[a], live[b]
+        edges[i] += edges[j]
+        edges[:, i] += edges[:, j]
+        degree[i] += degree[j]
         alive[j] = False
         group[group == j] = i
     return np.unique(group[labels], return_inverse=True)[1]
@@ -96,6 +123,8 @@ def run(dataset: str, seed: int, cache: Path) -> list[dict]:
         for resolution in (0.3, 0.4, 0.5, 0.7, 1.0):
             labels = modularity_merge(graph, fine, k, resolution)
             starts[f"kmeans {factor}K modularity {resolution:g}"] = labels
+        for power in (1.0, 0.5):
+            starts[f"kmeans {factor}K share^{power:g}"] = share_merge(graph, fine, k, power)
     base = {"dataset": dataset, "seed": seed, "k": k}
     return [base | {"start": name} | scores(truth, labels) for name, labels in starts.items()]
 
