@@ -193,8 +193,8 @@ class CplMixVAE(BaseModuleClass):
         xa = self.augmenter(x, self.n_arms) if self.training else x.expand(self.n_arms, *x.shape)
         counts = self.gene_likelihood in COUNT_LIKELIHOODS
         x_in = self._encoder_input(xa) if counts else xa
-        # consensus: the encoders' dropout regularises pretraining only; in the phase after the
-        # graph-merged start it merged small types (MOp 40 -> 43 of 44 categories without it)
+        # consensus: the encoders' dropout acts while pretraining only; in the phase its noise
+        # walked fits away from the graph-merged start (12 fits: ARI +0.015 without, model.md)
         dropout = self.objective != "consensus" or self.pretraining
         h = self.encoder(x_in, batch_index, dropout)
         logits = self.type_head(h)
