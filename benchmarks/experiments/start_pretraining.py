@@ -42,9 +42,8 @@ def run_one(dataset: str, seed: int, lever: str) -> list[dict]:
     from clustering import DATASETS, load
     from sklearn.neighbors import kneighbors_graph
     from start_merges import scores
-    from start_quality import _Stop
+    from start_quality import _Stop, train_to_start
 
-    import cplmixvi.model._cplmixvi as model_module
     from cplmixvi import CplMixVI
     from cplmixvi.model._type_init import joint_codes, modularity_merge
 
@@ -61,11 +60,7 @@ def run_one(dataset: str, seed: int, lever: str) -> list[dict]:
         captured["codes"] = codes.transpose(1, 0, 2).reshape(codes.shape[1], -1)
         raise _Stop
 
-    model_module.init_types_by_kmeans = capture
-    try:
-        model.train(accelerator="cpu", enable_progress_bar=False, enable_model_summary=False)
-    except _Stop:
-        pass
+    train_to_start(model, capture)
     codes = captured["codes"]
     graph = kneighbors_graph(codes, 15)
     starts = {

@@ -27,6 +27,20 @@ class _Stop(Exception):
     pass
 
 
+def train_to_start(model, capture) -> None:
+    """Train ``model`` with its defaults until the start, where ``capture(model)`` runs instead.
+
+    ``capture`` replaces the package's start (``init_types_by_kmeans``) and raises ``_Stop``.
+    """
+    import cplmixvi.model._cplmixvi as model_module
+
+    model_module.init_types_by_kmeans = capture
+    try:
+        model.train(accelerator="cpu", enable_progress_bar=False, enable_model_summary=False)
+    except _Stop:
+        pass
+
+
 def run_one(dataset: str, seed: int) -> list[dict]:
     import numpy as np
     import scvi
@@ -37,7 +51,6 @@ def run_one(dataset: str, seed: int) -> list[dict]:
     from baselines import kmeans_labels, pca_embedding
     from clustering import DATASETS, load
 
-    import cplmixvi.model._cplmixvi as model_module
     from cplmixvi import CplMixVI
     from cplmixvi.metrics import clustering_scores
 
@@ -58,11 +71,7 @@ def run_one(dataset: str, seed: int) -> list[dict]:
         reps["hidden"] = hidden(m)
         raise _Stop
 
-    model_module.init_types_by_kmeans = capture
-    try:
-        model.train(accelerator="cpu", enable_progress_bar=False, enable_model_summary=False)
-    except _Stop:
-        pass
+    train_to_start(model, capture)
     reps["pca"] = pca_embedding(adata, seed).obsm["X_pca"]
     rows = []
     for name, rep in reps.items():
