@@ -25,7 +25,10 @@ modularity at resolution ``r`` (:func:`graph_start`); ``clr<x>`` multiplies the 
 by ``x`` in the consensus phase (:func:`phase_lr_callback`); ``split<f>`` fills empty categories
 with self-contained pieces of live ones during the first ``f`` of the phase
 (:func:`split_into_empty`); ``over<f>`` trains with ``f * K`` categories and merges them
-to K by Ward's criterion (:func:`merge_by_ward`). The rows of
+to K by Ward's criterion (:func:`merge_by_ward`); ``wide<n>`` pretrains ``max(K, n)``
+categories, merges their codes to K at the start and removes the rest (:func:`wide_start`);
+``remap`` makes each start type's one-hot act on the decoder, the state head and the prior as
+its mean pretraining code did (:func:`remap_type_inputs`). The rows of
 ``benchmarks/results/consensus_levers.jsonl`` named ``norm``, ``clean``, ``lrdecay`` and ``beta0.1``
 were made with temporary switches, since removed (``norm`` became the default): see
 ``benchmarks/results/consensus_levers.md``. Every row of the jsonl was made before 2026-12-04,
@@ -103,7 +106,14 @@ def run_one(dataset: str, seed: int, lever: str) -> dict:
             train_kwargs["callbacks"] = [phase_lr_callback(float(token[3:]))]
     k = DATASETS[dataset]
     over = [float(t[4:] or 2) for t in lever.split(",") if t.startswith("over")]
-    model = CplMixVI(adata, n_types=round(over[0] * k) if over else k, **kwargs)
+    # wide<n>: max(K, n) categories pretrain; the start merges them to K and removes the rest
+    wide = [int(t[4:]) for t in lever.split(",") if t.startswith("wide")]
+    n_types = round(over[0] * k) if over else max(k, wide[0]) if wide else k
+    model = CplMixVI(adata, n_types=n_types, **kwargs)
+    if wide and n_types > k:
+        wide_start(k, remap="remap" in lever.split(","))
+    elif "remap" in lever.split(","):
+        wide_start(k, remap=True)
     row = {"dataset": dataset, "seed": seed, "lever": lever, "versions": library_versions()}
     for token in lever.split(","):
         if token.startswith("zscore"):  # zscore<clip>: per-gene standardised encoder input
@@ -210,6 +220,72 @@ def graph_start(resolution: float) -> None:
 
     def init(model, *args, **kwargs):
         init_types_by_kmeans(model, resolution)
+
+    model_module.init_types_by_kmeans = init
+
+
+def remap_type_inputs(model, probs, labels, k: int) -> None:
+    """Make type ``j``'s one-hot act on the decoder, state head and prior as its mean code did.
+
+    ``probs``: each arm's pretraining code ``q(c|x)`` ``(A, N, W)``; the rows of category
+    ``j < k`` of every layer that reads the type become the mean code of the cells labelled ``j``
+    times the old rows (those layers are linear in the code); the other rows are zeroed.
+    """
+    import numpy as np
+    import torch
+
+    module = model.module
+    member = np.eye(k)[labels]  # (N, k)
+    mean_code = torch.as_tensor(
+        np.einsum("nk,anw->akw", member, probs) / member.sum(0)[None, :, None]
+    )
+    n_state, n_hidden = module.n_state, module.state_head.weight.shape[1] - module.n_types
+
+    def remap(weight, start):
+        rows = weight[:, start : start + module.n_types]
+        new = torch.bmm(mean_code.to(rows), rows)
+        rows.zero_()
+        rows[:, :k] = new
+
+    with torch.no_grad():
+        remap(module.decoder.linears[0].weight, n_state)
+        remap(module.state_head.weight, n_hidden)
+        remap(module.prior_mean, 0)
+        remap(module.prior_logvar, 0)
+
+
+def wide_start(k: int, remap: bool = False) -> None:
+    """The package's graph-merged start to ``k`` types from a wider code; the rest removed."""
+    import numpy as np
+    import scvi
+    import torch
+    from sklearn.cluster import KMeans
+    from sklearn.neighbors import kneighbors_graph
+
+    import cplmixvi.model._cplmixvi as model_module
+    from cplmixvi.model import _type_init as ti
+
+    def init(model, *args, **kwargs):
+        codes = ti.joint_codes(model)
+        n_arms, n, wide = codes.shape
+        joined = codes.transpose(1, 0, 2).reshape(n, n_arms * wide)
+        seed = scvi.settings.seed
+        fine = KMeans(ti.OVERCLUSTERING * k, n_init=10, random_state=seed).fit_predict(joined)
+        graph = kneighbors_graph(joined, 15)
+        labels = ti.modularity_merge(graph + graph.T, fine, k, ti.MERGE_RESOLUTION)
+        coefs, intercepts = [], []
+        for arm_codes in codes:
+            coef, intercept = ti.logistic_map(arm_codes, labels)
+            coefs.append(np.hstack([coef, np.zeros((wide, wide - k))]))
+            intercepts.append(np.hstack([intercept, np.full(wide - k, -30.0)]))
+        model.module.init_type_heads(
+            torch.as_tensor(np.stack(coefs)), torch.as_tensor(np.stack(intercepts))
+        )
+        if remap:
+            probs = np.exp(codes - np.log(np.exp(codes).sum(-1, keepdims=True)))
+            remap_type_inputs(model, probs, labels, k)
+        if wide > k:
+            model.module.remove_types(list(range(k, wide)))
 
     model_module.init_types_by_kmeans = init
 
