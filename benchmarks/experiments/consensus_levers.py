@@ -110,10 +110,9 @@ def run_one(dataset: str, seed: int, lever: str) -> dict:
     wide = [int(t[4:]) for t in lever.split(",") if t.startswith("wide")]
     n_types = round(over[0] * k) if over else max(k, wide[0]) if wide else k
     model = CplMixVI(adata, n_types=n_types, **kwargs)
-    if wide and n_types > k:
-        wide_start(k, remap="remap" in lever.split(","))
-    elif "remap" in lever.split(","):
-        wide_start(k, remap=True)
+    remap = "remap" in lever.split(",")
+    if n_types > k and wide or remap:
+        wide_start(k, remap)
     row = {"dataset": dataset, "seed": seed, "lever": lever, "versions": library_versions()}
     for token in lever.split(","):
         if token.startswith("zscore"):  # zscore<clip>: per-gene standardised encoder input
@@ -257,31 +256,25 @@ def remap_type_inputs(model, probs, labels, k: int) -> None:
 def wide_start(k: int, remap: bool = False) -> None:
     """The package's graph-merged start to ``k`` types from a wider code; the rest removed."""
     import numpy as np
-    import scvi
     import torch
-    from sklearn.cluster import KMeans
-    from sklearn.neighbors import kneighbors_graph
 
     import cplmixvi.model._cplmixvi as model_module
-    from cplmixvi.model import _type_init as ti
+    from cplmixvi.model._type_init import joint_codes, logistic_map, merged_labels
 
     def init(model, *args, **kwargs):
-        codes = ti.joint_codes(model)
-        n_arms, n, wide = codes.shape
-        joined = codes.transpose(1, 0, 2).reshape(n, n_arms * wide)
-        seed = scvi.settings.seed
-        fine = KMeans(ti.OVERCLUSTERING * k, n_init=10, random_state=seed).fit_predict(joined)
-        graph = kneighbors_graph(joined, 15)
-        labels = ti.modularity_merge(graph + graph.T, fine, k, ti.MERGE_RESOLUTION)
+        codes = joint_codes(model)
+        wide = codes.shape[-1]
+        labels = merged_labels(codes, k)
         coefs, intercepts = [], []
         for arm_codes in codes:
-            coef, intercept = ti.logistic_map(arm_codes, labels)
+            coef, intercept = logistic_map(arm_codes, labels)
             coefs.append(np.hstack([coef, np.zeros((wide, wide - k))]))
             intercepts.append(np.hstack([intercept, np.full(wide - k, -30.0)]))
         model.module.init_type_heads(
             torch.as_tensor(np.stack(coefs)), torch.as_tensor(np.stack(intercepts))
         )
         if remap:
+            # q(c|x) from the clr codes (written out: the rows were made with these digits)
             probs = np.exp(codes - np.log(np.exp(codes).sum(-1, keepdims=True)))
             remap_type_inputs(model, probs, labels, k)
         if wide > k:

@@ -114,15 +114,26 @@ def init_types_by_kmeans(model, resolution: float = MERGE_RESOLUTION, n_init: in
     ids and their fused argmax is the merged clustering.
     """
     codes = joint_codes(model)
-    n_arms, n, k = codes.shape
-    joined = codes.transpose(1, 0, 2).reshape(n, n_arms * k)
-    seed = scvi.settings.seed
-    fine = KMeans(min(OVERCLUSTERING * k, n), n_init=n_init, random_state=seed).fit_predict(joined)
-    graph = kneighbors_graph(joined, 15)
-    labels = modularity_merge(graph + graph.T, fine, k, resolution)
+    labels = merged_labels(codes, codes.shape[-1], resolution, n_init)
     maps = [logistic_map(arm_codes, labels) for arm_codes in codes]
     coef, intercept = (torch.as_tensor(np.stack(part)) for part in zip(*maps, strict=True))
     model.module.init_type_heads(coef, intercept)
+
+
+def merged_labels(
+    codes: np.ndarray, k: int, resolution: float = MERGE_RESOLUTION, n_init: int = 10
+) -> np.ndarray:
+    """k-means at ``2 k`` on the arms' codes ``(A, N, W)`` side by side, merged to ``k`` clusters.
+
+    The merge is :func:`modularity_merge` on the codes' 15-nearest-neighbour graph; k-means is
+    seeded with the scvi-tools seed. Returns labels ``0 .. k-1`` of the ``N`` cells.
+    """
+    n_arms, n, width = codes.shape
+    joined = codes.transpose(1, 0, 2).reshape(n, n_arms * width)
+    seed = scvi.settings.seed
+    fine = KMeans(min(OVERCLUSTERING * k, n), n_init=n_init, random_state=seed).fit_predict(joined)
+    graph = kneighbors_graph(joined, 15)
+    return modularity_merge(graph + graph.T, fine, k, resolution)
 
 
 def logistic_map(codes: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
