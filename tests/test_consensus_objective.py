@@ -74,7 +74,7 @@ def test_train_starts_the_heads_from_merged_kmeans_clusters(make_adata, monkeypa
     cplmixvi.CplMixVI.setup_anndata(adata, layer="counts")
     scvi.settings.seed = 0
     model = cplmixvi.CplMixVI(adata, n_types=3, n_hidden=32, n_layers=1)
-    fitted, merged, calls = [], [], []
+    fitted, merged, calls, widths = [], [], [], []
 
     class SpyKMeans(type_init.KMeans):
         def fit(self, X, *args, **kwargs):
@@ -87,9 +87,11 @@ def test_train_starts_the_heads_from_merged_kmeans_clusters(make_adata, monkeypa
         merged.append(merge(*args, **kwargs))
         return merged[-1]
 
-    def spy(m):
+    def spy(m, n_types):
         calls.append(m.module.pretraining)
-        type_init.init_types_by_kmeans(m)
+        widths.append(m.module.n_types)
+        type_init.init_types_by_kmeans(m, n_types)
+        widths.append(int(m.module.type_mask.sum()))
         m.is_trained_ = True
         calls.append(m.get_type_assignments()["type"].to_numpy())
         m.is_trained_ = False
@@ -99,6 +101,9 @@ def test_train_starts_the_heads_from_merged_kmeans_clusters(make_adata, monkeypa
     monkeypatch.setattr(type_init, "modularity_merge", spy_merge)
     model.train(max_epochs=8, enable_progress_bar=False)
     assert len(calls) == 2 and calls[0] is False  # once, as the clustering phase starts
+    assert widths == [type_init.PRETRAIN_TYPES, 3]  # a wider code pretrains, merged to K
+    assert model.module.type_head.weight.shape[-1] == 3 and not model.module.is_pruned
+    assert model.get_type_probabilities().shape == (adata.n_obs, 3)
     assert fitted[0].n_clusters == 6  # k-means at 2 K, merged to K
     assert len(np.unique(merged[0])) == 3
     # the fused label of the new heads is the merged clustering of the arms' joint codes
@@ -221,10 +226,55 @@ def test_linear_type_heads_map_the_clr_code():
     clr = log_probs - log_probs.mean(-1, keepdim=True)
     coef = torch.randn(2, 4, 4)
     intercept = torch.randn(2, 4)
-    module.init_type_heads(coef, intercept)
+    module.start_types(coef, intercept)
     new = module.inference(x)["log_probs"]
     expected = torch.log_softmax(torch.bmm(clr, coef) + intercept[:, None], -1)
     torch.testing.assert_close(new, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_start_types_makes_a_type_act_as_its_mean_code():
+    torch.manual_seed(0)
+    module = CplMixVAE(n_input=10, n_types=6, n_hidden=8, n_layers=1, augmenter=Identity())
+    layers = [module.state_head, module.decoder.linears[0]]
+    mean_code = torch.softmax(torch.randn(2, 3, 6), -1)
+    s, h = torch.randn(2, 3, module.n_state), torch.randn(2, 3, 8)
+    before = [layers[0](torch.cat([h, mean_code], -1)), layers[1](torch.cat([s, mean_code], -1))]
+    prior = torch.bmm(mean_code, module.prior_mean), torch.bmm(mean_code, module.prior_logvar)
+    module.start_types(torch.randn(2, 6, 3), torch.randn(2, 3), mean_code)
+    assert module.type_mask.tolist() == [True] * 3 + [False] * 3
+    module.drop_removed_types()
+    assert module.n_types == 3 and module.type_mask.tolist() == [True] * 3
+    one_hot = torch.eye(3).expand(2, 3, 3)
+    after = [layers[0](torch.cat([h, one_hot], -1)), layers[1](torch.cat([s, one_hot], -1))]
+    for old, new in zip(before, after, strict=True):
+        torch.testing.assert_close(new, old)
+    torch.testing.assert_close(module.prior_mean, prior[0])
+    torch.testing.assert_close(module.prior_logvar, prior[1])
+    assert module.inference(torch.poisson(torch.full((5, 10), 3.0)))["log_probs"].shape[-1] == 3
+    with pytest.raises(ValueError, match="give mean_code"):
+        module.start_types(torch.randn(2, 3, 2), torch.randn(2, 2))
+
+
+def test_dropping_removed_types_keeps_the_survivors_posterior():
+    torch.manual_seed(0)
+    module = CplMixVAE(n_input=10, n_types=5, n_hidden=8, n_layers=1, augmenter=Identity())
+    module.eval()
+    x = torch.poisson(torch.full((7, 10), 3.0))
+    module.remove_types([1, 3])
+    before = module.inference(x)
+    module.drop_removed_types()
+    after = module.inference(x)
+    torch.testing.assert_close(after["log_probs"], before["log_probs"][..., [0, 2, 4]])
+    torch.testing.assert_close(after["qs_mean"], before["qs_mean"])
+
+
+def test_a_module_loads_weights_of_another_width():
+    wide = CplMixVAE(n_input=10, n_types=6, n_hidden=8, n_layers=1, augmenter=Identity())
+    module = CplMixVAE(n_input=10, n_types=3, n_hidden=8, n_layers=1, augmenter=Identity())
+    module.load_state_dict(wide.state_dict())  # a checkpoint taken while 6 categories pretrained
+    assert module.n_types == 6
+    for key, value in wide.state_dict().items():
+        torch.testing.assert_close(module.state_dict()[key], value)
 
 
 def test_modularity_merge_joins_connected_pieces_before_separate_small_types():

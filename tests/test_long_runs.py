@@ -81,7 +81,7 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path, uninterrup
     with pytest.warns(UserWarning, match="not fully trained"):
         model.get_type_probabilities()  # a checkpoint is usable, with a warning
     calls = []
-    monkeypatch.setattr(cplmixvi_model, "init_types_by_kmeans", lambda m: calls.append(m))
+    monkeypatch.setattr(cplmixvi_model, "init_types_by_kmeans", lambda m, k: calls.append(m))
     model.train(resume=True)  # after the k-means start at epoch 3: not done again
     assert calls == []
     assert model.training_stopped_ is None and model.is_trained_

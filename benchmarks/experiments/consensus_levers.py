@@ -209,7 +209,7 @@ def centroid_heads(model, centroids, beta: float) -> None:
 
     centroids = torch.as_tensor(centroids)
     coef = 2 * beta * centroids.transpose(1, 2)
-    model.module.init_type_heads(coef, -beta * centroids.pow(2).sum(-1))
+    model.module.start_types(coef, -beta * centroids.pow(2).sum(-1))
 
 
 def graph_start(resolution: float) -> None:
@@ -270,7 +270,7 @@ def wide_start(k: int, remap: bool = False) -> None:
             coef, intercept = logistic_map(arm_codes, labels)
             coefs.append(np.hstack([coef, np.zeros((wide, wide - k))]))
             intercepts.append(np.hstack([intercept, np.full(wide - k, -30.0)]))
-        model.module.init_type_heads(
+        model.module.start_types(
             torch.as_tensor(np.stack(coefs)), torch.as_tensor(np.stack(intercepts))
         )
         if remap:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from functools import partial
 from typing import Literal
 
 import numpy as np
@@ -22,7 +23,11 @@ from cplmixvi.model._pruning import prune_types
 from cplmixvi.model._results import assignments, fuse
 from cplmixvi.model._saving import AtomicSaveMixin
 from cplmixvi.model._traversal import TraversalMixin
-from cplmixvi.model._type_init import checked_pretrain_epochs, init_types_by_kmeans
+from cplmixvi.model._type_init import (
+    PRETRAIN_TYPES,
+    checked_pretrain_epochs,
+    init_types_by_kmeans,
+)
 from cplmixvi.model._validation import (
     check_choice,
     check_input_values,
@@ -162,9 +167,8 @@ class CplMixVI(long_runs.LongRunsMixin, AtomicSaveMixin, TraversalMixin, BaseMod
         if not isinstance(augmentation, str | None):
             augmentation = augmenter  # store the light augmenter, not e.g. a fitted model
         n_batch = self.summary_stats.n_batch
-        self.module = self._module_cls(
+        self._module_kwargs = dict(
             n_input=self.summary_stats.n_vars,
-            n_types=n_types,
             n_state=n_state,
             n_arms=n_arms,
             n_batch=n_batch,
@@ -181,6 +185,7 @@ class CplMixVI(long_runs.LongRunsMixin, AtomicSaveMixin, TraversalMixin, BaseMod
             marginal_entropy_weight=marginal_entropy_weight,
             objective=objective,
         )
+        self.module = self._module_cls(n_types=n_types, **self._module_kwargs)
         self._model_summary_string = (
             f"CplMixVI model with {n_arms} arm(s), {n_types} types, {n_state} state dimensions, "
             f"likelihood {gene_likelihood!r}, state prior {state_prior!r}, "
@@ -343,6 +348,8 @@ class CplMixVI(long_runs.LongRunsMixin, AtomicSaveMixin, TraversalMixin, BaseMod
         pretrain_epochs
             Epochs at the start during which the arms are trained as autoencoders only; the
             type heads are then set from k-means on the arms' type codes (see ``objective``).
+            A first fit pretrains a code of ``max(n_types, 32)`` categories, merged to
+            ``n_types`` at the start.
             Default: three quarters of ``max_epochs`` for the first fit of a consensus model, at
             most three quarters of the default epochs (the epochs of a longer fit go to the
             consensus phase), 0 otherwise (continued training, pruning rounds and the other
@@ -372,17 +379,22 @@ class CplMixVI(long_runs.LongRunsMixin, AtomicSaveMixin, TraversalMixin, BaseMod
             return long_runs.resume_training(self, resume, call)
         if max_epochs is None:
             max_epochs = default_max_epochs(self.adata.n_obs)
+        pretrain_epochs = checked_pretrain_epochs(
+            self, pretrain_epochs, max_epochs, default_max_epochs(self.adata.n_obs)
+        )
+        n_types = self.init_params_["non_kwargs"]["n_types"]
+        widen = bool(pretrain_epochs) and not self.is_trained_
+        if widen:  # a wider code pretrains, merged at the start; fresh weights, same objects
+            wide = self._module_cls(n_types=max(n_types, PRETRAIN_TYPES), **self._module_kwargs)
+            self.module.load_state_dict(wide.state_dict())
         if augmentation is not None:
             self.module.augmenter = get_augmenter(
                 augmentation, self.module.gene_likelihood, self.module.n_arms
             )
-        pretrain_epochs = checked_pretrain_epochs(
-            self, pretrain_epochs, max_epochs, default_max_epochs(self.adata.n_obs)
-        )
         plan_kwargs = {
             "lr": lr,
             "pretrain_epochs": pretrain_epochs,
-            "init_types": (lambda: init_types_by_kmeans(self)) if pretrain_epochs else None,
+            "init_types": partial(init_types_by_kmeans, self, n_types) if pretrain_epochs else None,
             "temperature_start": temperature_start,
             "temperature_end": temperature_end,
             **({"compile": True, "fused_optimizer": True} if compile else {}),
@@ -415,6 +427,8 @@ class CplMixVI(long_runs.LongRunsMixin, AtomicSaveMixin, TraversalMixin, BaseMod
         )
         self.module.train()  # Lightning keeps the eval mode an earlier fit ended in
         long_runs.run_guarded(self, runner, guard, max_epochs)
+        if widen:
+            self.module.drop_removed_types()  # the pretraining code's surplus categories
         if prune:
             self.prune(**{"checkpoint_dir": checkpoint_dir, **({} if prune is True else prune)})
 
