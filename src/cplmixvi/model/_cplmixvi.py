@@ -383,9 +383,9 @@ class CplMixVI(long_runs.LongRunsMixin, AtomicSaveMixin, TraversalMixin, BaseMod
             self, pretrain_epochs, max_epochs, default_max_epochs(self.adata.n_obs)
         )
         n_types = self.init_params_["non_kwargs"]["n_types"]
-        widen = bool(pretrain_epochs) and not self.is_trained_
+        widen = bool(pretrain_epochs) and not self.is_trained_ and n_types < PRETRAIN_TYPES
         if widen:  # a wider code pretrains, merged at the start; fresh weights, same objects
-            wide = self._module_cls(n_types=max(n_types, PRETRAIN_TYPES), **self._module_kwargs)
+            wide = self._module_cls(n_types=PRETRAIN_TYPES, **self._module_kwargs)
             self.module.load_state_dict(wide.state_dict())
         if augmentation is not None:
             self.module.augmenter = get_augmenter(
