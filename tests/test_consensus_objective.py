@@ -111,6 +111,24 @@ def test_train_starts_the_heads_from_merged_kmeans_clusters(make_adata, monkeypa
     assert model.history["consensus_kl_train"].iloc[-1, 0] > 0
 
 
+def test_a_fit_stopped_while_pretraining_still_ends_with_k_types(make_adata):
+    import scvi
+    from lightning.pytorch.callbacks import Callback
+
+    class StopAfterFirstEpoch(Callback):
+        def on_train_epoch_end(self, trainer, pl_module):
+            trainer.should_stop = True  # as early stopping does
+
+    adata = make_adata(n_cells=120, n_genes=20)
+    cplmixvi.CplMixVI.setup_anndata(adata, layer="counts")
+    scvi.settings.seed = 0
+    model = cplmixvi.CplMixVI(adata, n_types=3, n_hidden=16, n_layers=1)
+    model.train(max_epochs=4, enable_progress_bar=False, callbacks=[StopAfterFirstEpoch()])
+    assert len(model.history["elbo_train"]) == 1  # stopped in pretraining, before the start
+    assert model.module.n_types == 3 and not model.module.is_pruned
+    assert model.get_type_probabilities().shape == (adata.n_obs, 3)
+
+
 def test_pretraining_epochs_are_checked_and_skipped_once_trained(make_adata):
     import scvi
 

@@ -428,6 +428,8 @@ class CplMixVI(long_runs.LongRunsMixin, AtomicSaveMixin, TraversalMixin, BaseMod
         self.module.train()  # Lightning keeps the eval mode an earlier fit ended in
         long_runs.run_guarded(self, runner, guard, max_epochs)
         if widen:
+            if not self.module.is_pruned:  # stopped before the start (early stopping)
+                init_types_by_kmeans(self, n_types)
             self.module.drop_removed_types()  # the pretraining code's surplus categories
         if prune:
             self.prune(**{"checkpoint_dir": checkpoint_dir, **({} if prune is True else prune)})
