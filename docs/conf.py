@@ -78,3 +78,17 @@ def _check_api_lists_every_module() -> None:
 
 
 _check_api_lists_every_module()
+
+
+def _skip_upstream_members(app, what, name, obj, skip, options):
+    """Document a class's members defined in cplmixvi (its mixins too), not those it inherits
+    from scvi-tools, Lightning or torch."""
+    function = getattr(obj, "fget", obj)  # properties
+    module = getattr(function, "__module__", None)
+    if what == "class" and module is not None and not module.startswith("cplmixvi"):
+        return True
+    return None
+
+
+def setup(app):
+    app.connect("autodoc-skip-member", _skip_upstream_members)

@@ -24,9 +24,10 @@ from cplmixvi.model._results import assignments, fuse
 from cplmixvi.model._saving import AtomicSaveMixin
 from cplmixvi.model._traversal import TraversalMixin
 from cplmixvi.model._type_init import (
-    PRETRAIN_TYPES,
     checked_pretrain_epochs,
     init_types_by_kmeans,
+    narrow_after_fit,
+    widen_for_pretraining,
 )
 from cplmixvi.model._validation import (
     check_choice,
@@ -383,10 +384,7 @@ class CplMixVI(long_runs.LongRunsMixin, AtomicSaveMixin, TraversalMixin, BaseMod
             self, pretrain_epochs, max_epochs, default_max_epochs(self.adata.n_obs)
         )
         n_types = self.init_params_["non_kwargs"]["n_types"]
-        widen = bool(pretrain_epochs) and not self.is_trained_ and n_types < PRETRAIN_TYPES
-        if widen:  # a wider code pretrains, merged at the start; fresh weights, same objects
-            wide = self._module_cls(n_types=PRETRAIN_TYPES, **self._module_kwargs)
-            self.module.load_state_dict(wide.state_dict())
+        widened = widen_for_pretraining(self, pretrain_epochs, n_types)
         if augmentation is not None:
             self.module.augmenter = get_augmenter(
                 augmentation, self.module.gene_likelihood, self.module.n_arms
@@ -427,10 +425,8 @@ class CplMixVI(long_runs.LongRunsMixin, AtomicSaveMixin, TraversalMixin, BaseMod
         )
         self.module.train()  # Lightning keeps the eval mode an earlier fit ended in
         long_runs.run_guarded(self, runner, guard, max_epochs)
-        if widen:
-            if not self.module.is_pruned:  # stopped before the start (early stopping)
-                init_types_by_kmeans(self, n_types)
-            self.module.drop_removed_types()  # the pretraining code's surplus categories
+        if widened:
+            narrow_after_fit(self, n_types)
         if prune:
             self.prune(**{"checkpoint_dir": checkpoint_dir, **({} if prune is True else prune)})
 

@@ -52,6 +52,29 @@ def checked_pretrain_epochs(
     return pretrain_epochs
 
 
+def widen_for_pretraining(model, pretrain_epochs: int, n_types: int) -> bool:
+    """Give an untrained model's module ``PRETRAIN_TYPES`` categories to pretrain, if more than K.
+
+    The module gets the fresh weights of a module of that width (the same object, so the
+    training plan and anything set on it keep it). Returns whether it was widened.
+    """
+    if not pretrain_epochs or model.is_trained_ or n_types >= PRETRAIN_TYPES:
+        return False
+    wide = type(model.module)(n_types=PRETRAIN_TYPES, **model._module_kwargs)
+    model.module.load_state_dict(wide.state_dict())
+    return True
+
+
+def narrow_after_fit(model, n_types: int) -> None:
+    """Leave a widened model with its ``n_types`` types once its fit has ended.
+
+    A fit stopped before the start (early stopping while pretraining) starts its types now.
+    """
+    if not model.module.is_pruned:
+        init_types_by_kmeans(model, n_types)
+    model.module.drop_removed_types()  # the pretraining code's surplus categories
+
+
 def joint_codes(model) -> np.ndarray:
     """Each arm's clr type code of at most ``MAX_CELLS`` cells, shape ``(A, N, K)``."""
     n_cells = model.adata.n_obs
