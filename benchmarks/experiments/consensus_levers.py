@@ -11,7 +11,9 @@ public options: ``default`` and ``drop0`` (``dropout_rate=0``); ``me<g>`` sets
 ``cdrop0`` turns the encoder dropout off after the k-means start
 (:func:`dropout_off_after_start`); ``lnvae<w>`` pretrains a logistic-normal type code
 (:func:`logistic_normal_pretraining`); ``elbo<w>`` lets the ELBO's gradient reach the type
-heads at weight ``w`` (:func:`elbo_into_types`); ``arms<n>`` ``n_arms=n``; ``nh<n>`` ``n_hidden=n``;
+heads at weight ``w`` (:func:`elbo_into_types`); ``arms<n>`` ``n_arms=n``; ``thin<s>`` and
+``gdrop<r>`` set the strengths of the default augmenter's binomial thinning (0.5) and gene
+dropout (0.1); ``nh<n>`` ``n_hidden=n``;
 ``nl<n>`` ``n_layers=n``; ``bs<n>`` ``batch_size=n``; ``lr<x>`` ``train(lr=x)``; ``ep<f>`` trains
 ``f`` times the default epochs; ``pt<f>`` pretrains for ``f`` of them. Levers that patch the model:
 ``reseed`` re-seeds empty categories by bisecting k-means (:func:`reseed`); ``pcastart`` starts the
@@ -84,6 +86,13 @@ def run_one(dataset: str, seed: int, lever: str) -> dict:
             kwargs["n_hidden"] = int(token[2:])
         if token.startswith("nl"):  # nl<n>: n hidden layers in the encoder and decoder
             kwargs["n_layers"] = int(token[2:])
+    thin = [float(t[4:]) for t in lever.split(",") if t.startswith("thin")]
+    gdrop = [float(t[5:]) for t in lever.split(",") if t.startswith("gdrop")]
+    if thin or gdrop:  # thin<s>, gdrop<r>: the default augmenter's two strengths
+        from cplmixvi.augment import BinomialThinning, GeneDropout
+
+        thinning = BinomialThinning(thin[0] if thin else 0.5)
+        kwargs["augmentation"] = [thinning, GeneDropout(gdrop[0] if gdrop else 0.1)]
     train_kwargs = {}
     for token in lever.split(","):
         if token.startswith("ep"):  # e.g. ep1.4: 1.4 times the default epochs

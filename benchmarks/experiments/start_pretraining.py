@@ -5,7 +5,8 @@ pretraining; its arms' joint clr codes are clustered as the package does (k-mean
 to K by modularity, ``2K merged``) and by k-means at K, and scored against the labels. Levers
 change the model's constructor arguments: ``default``; ``kpre32``, 32 pretraining categories
 instead of K (a wider code, still merged to K); ``aug_none`` and ``aug_thinning``, no
-augmentation or thinning alone instead of thinning + gene dropout. Rows go to
+augmentation or thinning alone instead of thinning + gene dropout; ``arms3``, three arms
+instead of two. Rows go to
 ``benchmarks/results/start_pretraining.jsonl``. Usage::
 
     python benchmarks/experiments/start_pretraining.py --datasets pbmc_10x_4k mouse_bladder \
@@ -28,6 +29,7 @@ LEVERS = {
     "kpre32": {"n_types": 32},
     "aug_none": {"augmentation": "none"},
     "aug_thinning": {"augmentation": "thinning"},
+    "arms3": {"n_arms": 3},
 }
 
 
