@@ -1,32 +1,32 @@
-"""Issue 4: choosing K by category pruning on MOp, against training directly at K = 44.
+"""How many types: pruning from an upper bound of K on the four shared count sets.
 
-From an upper bound K = 60 (2 arms, package defaults, default epochs), ``model.prune`` removes
-one category per round (empty ones first, then the least consistent between the arms) and
-fine-tunes ``--epochs-per-round`` epochs, until every category's agreement passes
-``--threshold`` or ``--min-types`` is reached. After every round the fused labels are scored
-against the 44 reference types. K is then chosen from the consensus curve with
-:func:`cplmixvi.tl.select_n_types`, and the scores at that K are compared with 2-arm fits at
-K = 44: the ``n_arms = 2`` rows of ``benchmarks/results/arms.csv`` (``benchmarks/arms.py``, same
-defaults and seeds; ``--fit-direct`` fits those missing). Every fit runs in a fresh process
-with one torch thread.
+For every dataset and seed two starts are pruned: ``2x`` (``n_types`` twice the reference
+number of types, then ``train(prune=True)``'s defaults) and ``auto`` (``n_types="auto"``, the
+one-call path: an upper bound from the number of cells). Each fit times its training and its
+pruning separately, and scores the fused labels at the selected K (ACC, ARI, AMI, categories
+holding cells). Baselines in the same table: scanpy's PCA + Leiden at its default resolution
+1.0 (no K needed; its number of clusters is reported), and CplMixVI trained at the reference K
+(the ``cplmixvi`` rows of ``clustering.csv``, same seeds). Every fit runs in a fresh process
+with one torch thread and ``OMP_WAIT_POLICY=PASSIVE``.
 
 Usage::
 
-    python benchmarks/pruning.py                   # seeds 0 1 2
-    python benchmarks/pruning.py --seeds 0 --min-types 20 --out benchmarks/results/pruning_min20
+    python benchmarks/pruning.py                       # all sets, seeds 0 1 2, both starts
+    python benchmarks/pruning.py --datasets pbmc_10x_4k --seeds 0 --starts auto --resume
 
 Writes ``benchmarks/results/pruning.csv`` (one row per fit), ``pruning_rounds.csv`` (one row
-per round), ``pruning_types.csv`` (agreement of every category in every round),
-``pruning.md`` and ``pruning.png``.
+per round), ``pruning.md`` and ``docs/_static/pruning_<dataset>.png`` (consensus against K of
+every round, the selected and the reference K marked).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -35,242 +35,212 @@ import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from arms import TRAIN, run_one, scores_of  # noqa: E402
-from clustering import mean_sd  # noqa: E402
+from clustering import DATASETS, load, mean_sd  # noqa: E402
 
-SCORE_COLS = ["acc", "ari", "ami", "nmi", "n_clusters"]
+STARTS = ("2x", "auto")
+FIGURES = HERE.parent / "docs" / "_static"
+SCORES = ["acc", "ari", "ami"]
 
 
-def run_pruned(
-    seed: int, threads: int, k_start: int, threshold: float, min_types: int, epochs_per_round: int
-) -> tuple[list[dict], pd.DataFrame]:
-    """Train at ``k_start``, prune one category per round, score the labels of every round."""
+def run_pruned(name: str, start: str, seed: int) -> tuple[dict, list[dict]]:
+    """Train from the upper bound of ``start``, prune, score; the fit's row and its rounds."""
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     import scvi
     import torch
 
-    torch.set_num_threads(threads)
-    from clustering import load
-
+    torch.set_num_threads(1)
     from cplmixvi import CplMixVI
+    from cplmixvi.metrics import clustering_scores
 
-    adata = load("mop_10x")
+    adata = load(name)
     truth = adata.obs["cell_type"].astype(str).to_numpy()
     scvi.settings.seed = seed
-    CplMixVI.setup_anndata(adata, layer="counts")
-    model = CplMixVI(adata, n_types=k_start, n_arms=2)
-    start = time.perf_counter()
-    model.train(**TRAIN)
-    train_s = time.perf_counter() - start
-    scores = [scores_of(model, truth)]
-    while True:
-        history = model.prune(threshold, min_types, epochs_per_round, max_rounds=1, **TRAIN)
-        if len(history) > len(scores):  # a category was removed and the model fine-tuned
-            scores.append(scores_of(model, truth))
-        if history["reason"].iloc[-1] != "stop: max_rounds reached":
-            break
-    prune_s = time.perf_counter() - start - train_s
-    rounds = [
-        {"seed": seed, "k_start": k_start, **hist, **{col: sc[col] for col in SCORE_COLS}}
-        for hist, sc in zip(history.to_dict("records"), scores, strict=True)
-    ]
-    for row in rounds:
-        row.update({"train_s": train_s, "prune_s": prune_s, "torch_threads": threads})
-    types = model.pruning_agreement_.stack().rename("agreement").reset_index()
-    return rounds, types.assign(seed=seed)
+    CplMixVI.setup_anndata(adata)
+    model = CplMixVI(adata, n_types="auto" if start == "auto" else 2 * DATASETS[name])
+    quiet = {"accelerator": "cpu", "enable_progress_bar": False, "enable_model_summary": False}
+    begin = time.perf_counter()
+    model.train(prune=False, **quiet)
+    trained = time.perf_counter()
+    history = model.prune(**quiet)
+    pruned = time.perf_counter()
+    labels = model.get_type_assignments()["type"].to_numpy()
+    row = {
+        "dataset": name,
+        "start": start,
+        "seed": seed,
+        "k_ref": DATASETS[name],
+        "k_max": int(model.module.n_types),
+        "k_selected": len(model.active_types),
+        "n_clusters": len(np.unique(labels)),
+        "rounds": len(history) - 1,
+        **clustering_scores(truth, labels),
+        "train_s": trained - begin,
+        "prune_s": pruned - trained,
+        "torch_threads": 1,
+    }
+    rounds = history.assign(dataset=name, start=start, seed=seed).to_dict("records")
+    return row, rounds
 
 
-def pruned_rows(rounds: pd.DataFrame, threshold: float, criterion: str) -> list[dict]:
-    """Per seed: K chosen by :func:`cplmixvi.tl.select_n_types` and the scores at that K; then
-    the scores at the start (round 0, before any removal)."""
-    from cplmixvi import tl
+def run_leiden(name: str, seed: int) -> tuple[dict, list[dict]]:
+    """scanpy's PCA + Leiden at resolution 1.0 (no K given)."""
+    import scanpy as sc
+    from baselines import _neighbors, pca_embedding
 
-    rows, start_rows = [], []
-    for seed, hist in rounds.groupby("seed"):
-        first = hist.iloc[0]
-        start_rows.append(
-            {
-                "method": f"K={first['n_types']} before pruning",
-                "seed": seed,
-                "selected_k": first["n_types"],
-                "final_k": first["n_types"],
-                **{col: first[col] for col in ["mean_agreement", "min_agreement", *SCORE_COLS]},
-                "train_s": first["train_s"],
-                "torch_threads": first["torch_threads"],
-            }
-        )
-        selected = tl.select_n_types(hist, threshold=threshold, criterion=criterion)
-        at = hist[hist["n_types"] == selected].iloc[0]
-        final = hist.iloc[-1]
-        rows.append(
-            {
-                "method": f"pruned from K={hist['k_start'].iloc[0]}",
-                "seed": seed,
-                "selected_k": selected,
-                "final_k": final["n_types"],
-                "stop": final["reason"],
-                **{col: at[col] for col in ["mean_agreement", "min_agreement", *SCORE_COLS]},
-                **{f"final_{col}": final[col] for col in ["mean_agreement", "acc", "ari"]},
-                "start_acc": hist["acc"].iloc[0],
-                "start_ari": hist["ari"].iloc[0],
-                "rounds": len(hist) - 1,
-                "train_s": final["train_s"],
-                "prune_s": final["prune_s"],
-                "torch_threads": final["torch_threads"],
-            }
-        )
-    return rows + start_rows
+    from cplmixvi.metrics import clustering_scores
+
+    adata = load(name)
+    truth = adata.obs["cell_type"].astype(str).to_numpy()
+    begin = time.perf_counter()
+    embedding = pca_embedding(adata, seed)
+    _neighbors(embedding, "X_pca", seed)
+    sc.tl.leiden(embedding, resolution=1.0, random_state=seed, flavor="igraph", n_iterations=2)
+    labels = embedding.obs["leiden"].astype(int).to_numpy()
+    row = {
+        "dataset": name,
+        "start": "pca_leiden_res1",
+        "seed": seed,
+        "k_ref": DATASETS[name],
+        "k_selected": len(np.unique(labels)),
+        "n_clusters": len(np.unique(labels)),
+        **clustering_scores(truth, labels),
+        "train_s": time.perf_counter() - begin,
+        "torch_threads": 1,
+    }
+    return row, []
 
 
-def fit_direct(seeds: list[int], threads: int, csv: Path) -> None:
-    """Add the 2-arm K = 44 fits missing from ``arms.csv`` (as ``benchmarks/arms.py`` would)."""
-    ctx = get_context("spawn")
-    for seed in seeds:
-        arms = pd.read_csv(csv) if csv.exists() else pd.DataFrame(columns=["n_arms", "seed"])
-        if ((arms["n_arms"] == 2) & (arms["seed"] == seed)).any():
-            continue
-        with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
-            row = pool.submit(run_one, 2, seed, threads).result()
-        pd.concat([arms, pd.DataFrame([row])], ignore_index=True).to_csv(csv, index=False)
-
-
-def direct_rows(seeds: list[int], csv: Path) -> list[dict]:
-    """The 2-arm fits at K = 44 of ``arms.csv`` for these seeds."""
-    if not csv.exists():
-        return []
-    arms = pd.read_csv(csv)
-    two = arms[(arms["n_arms"] == 2) & arms["seed"].isin(seeds)]
+def true_k_rows(seeds: list[int]) -> list[dict]:
+    """CplMixVI at the reference K: the package defaults' rows of ``clustering.csv``."""
+    table = pd.read_csv(HERE / "results" / "clustering.csv")
+    table = table[(table["method"] == "cplmixvi") & table["seed"].isin(seeds)]
     return [
         {
-            "method": "direct K=44",
-            "seed": int(r["seed"]),
-            "selected_k": 44,
-            "final_k": 44,
-            "mean_agreement": r["mean_agreement"],
-            "min_agreement": np.nan,
-            **{col: r[col] for col in SCORE_COLS},
-            "train_s": r["train_s"],
-            "torch_threads": r["torch_threads"],
+            "dataset": r.dataset,
+            "start": "true_k",
+            "seed": r.seed,
+            "k_ref": r.k,
+            "k_selected": r.k,
+            "n_clusters": r.n_clusters,
+            **{s: getattr(r, s) for s in SCORES},
+            "train_s": r.fit_s,
         }
-        for r in two.to_dict("records")
+        for r in table.itertuples()
     ]
 
 
 def summarise(results: pd.DataFrame) -> str:
-    """Markdown: mean +- s.d. over seeds per method."""
-    cols = ["selected_k", "mean_agreement", "min_agreement", "acc", "ari", "ami", "n_clusters"]
-    grouped = results.groupby("method", sort=False)
-    table = mean_sd(grouped, cols)
-    table["seeds"] = grouped.size()
+    """Mean +- s.d. over seeds per dataset and start, with the share of fits in +-25 %."""
+    results = results.assign(
+        within_25pct=(results["k_selected"] - results["k_ref"]).abs() <= 0.25 * results["k_ref"],
+        prune_over_train=results["prune_s"] / results["train_s"],
+    )
+    cols = ["k_selected", *SCORES, "n_clusters"]
+    table = mean_sd(results.groupby(["dataset", "start"]), cols)
+    extra = results.groupby(["dataset", "start"]).agg(
+        k_ref=("k_ref", "first"),
+        k_max=("k_max", "first"),
+        within_25pct=("within_25pct", "sum"),
+        prune_over_train=("prune_over_train", "median"),
+        train_s=("train_s", "median"),
+        seeds=("seed", "count"),
+    )
+    table = table.join(extra.round({"prune_over_train": 2, "train_s": 0}))
     return table.reset_index().to_markdown(index=False)
 
 
-def plot(
-    rounds: pd.DataFrame, types: pd.DataFrame, results: pd.DataFrame, threshold: float, path: Path
-) -> None:
-    """Per seed the consensus curve (``cplmixvi.pl.pruning_curve``); then ACC against K."""
-    from matplotlib.figure import Figure
+def plot(rounds: pd.DataFrame, results: pd.DataFrame, name: str, path: Path) -> None:
+    """Mean and least per-category agreement against K of every pruning round, per start."""
+    import matplotlib
 
-    from cplmixvi import pl
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
-    seeds = sorted(rounds["seed"].unique())
-    fig = Figure(figsize=(5 * (len(seeds) + 1), 4))
-    axes = fig.subplots(1, len(seeds) + 1, squeeze=False)[0]
-    pruned = results[results["method"].str.startswith("pruned")].set_index("seed")
-    for ax, seed in zip(axes, seeds, strict=False):
-        hist = rounds[rounds["seed"] == seed]
-        wide = types[types["seed"] == seed].pivot(index="round", columns="type", values="agreement")
-        pl.pruning_curve(
-            hist,
-            threshold=threshold,
-            selected=int(pruned.loc[seed, "selected_k"]),
-            agreement=wide,
-            ax=ax,
-            show=False,
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True, layout="constrained")
+    for ax, start in zip(axes, STARTS, strict=True):
+        runs = rounds[(rounds["dataset"] == name) & (rounds["start"] == start)]
+        for seed, run in runs.groupby("seed"):
+            ax.plot(
+                run["n_types"],
+                run["mean_agreement"],
+                "o-",
+                ms=3,
+                color=f"C{seed}",
+                label=f"seed {seed}: mean",
+            )
+            ax.plot(
+                run["n_types"],
+                run["min_agreement"],
+                "s:",
+                ms=3,
+                color=f"C{seed}",
+                label=f"seed {seed}: least consistent",
+            )
+            chosen = results[
+                (results["dataset"] == name)
+                & (results["start"] == start)
+                & (results["seed"] == seed)
+            ]["k_selected"]
+            ax.axvline(chosen.iloc[0], color=f"C{seed}", ls="--", lw=1)
+        ax.axvline(
+            DATASETS[name], color="k", lw=2, alpha=0.4, label=f"reference K = {DATASETS[name]}"
         )
-        ax.set_title(f"seed {seed}: consensus of the 2 arms")
-    ax = axes[-1]
-    direct = results[results["method"] == "direct K=44"]
-    for i, seed in enumerate(seeds):
-        hist = rounds[rounds["seed"] == seed]
-        ax.plot(hist["n_types"], hist["acc"], color=f"C{i}", label=f"pruned, seed {seed}")
-        ax.plot(hist["n_types"], hist["ari"], color=f"C{i}", ls=":", lw=1)
-        acc = direct.loc[direct["seed"] == seed, "acc"].to_numpy()
-        ax.scatter([44] * len(acc), acc, color=f"C{i}", marker="*", s=80, zorder=3)
-    ax.scatter([], [], color="k", marker="*", label="direct K=44 (ACC)")
-    ax.plot([], [], color="k", ls=":", label="ARI")
-    ax.invert_xaxis()
-    ax.set_xlabel("number of types K")
-    ax.set_ylabel("score vs 44 reference types")
-    ax.set_title("ACC (solid) and ARI (dotted) along pruning")
-    ax.legend(fontsize="small")
-    fig.tight_layout()
+        ax.axhline(0.5, color="0.5", ls=":", lw=1)
+        ax.invert_xaxis()
+        ax.set_xlabel("categories K (pruning proceeds to the right; dashed: selected)")
+        ax.set_title(f"{name}, start {start}")
+    axes[0].set_ylabel("agreement between arms")
+    axes[1].legend(fontsize="x-small", loc="lower left")
     fig.savefig(path, dpi=110)
-
-
-def _kept(paths: dict, seeds: list[int]) -> tuple[list[dict], list[pd.DataFrame]]:
-    """Rounds and category tables of earlier runs for other seeds (they are not rerun)."""
-    if not paths["pruning_rounds"].exists():
-        return [], []
-    rounds = pd.read_csv(paths["pruning_rounds"])
-    types = pd.read_csv(paths["pruning_types"])
-    return (
-        rounds[~rounds["seed"].isin(seeds)].to_dict("records"),
-        [types[~types["seed"].isin(seeds)]],
-    )
+    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--k-start", type=int, default=60)
-    parser.add_argument("--threshold", type=float, default=0.95)
-    parser.add_argument("--min-types", type=int, default=5)
-    parser.add_argument("--epochs-per-round", type=int, default=2)
-    parser.add_argument("--criterion", default="min", choices=["min", "mean"])
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--starts", nargs="+", default=list(STARTS), choices=list(STARTS))
+    parser.add_argument("--jobs", type=int, default=2, help="fits run side by side")
     parser.add_argument("--out", type=Path, default=HERE / "results")
-    parser.add_argument("--arms-csv", type=Path, default=HERE / "results" / "arms.csv")
-    parser.add_argument(
-        "--fit-direct", action="store_true", help="fit the K = 44 fits missing from arms.csv"
-    )
-    parser.add_argument(
-        "--plot-only", action="store_true", help="summarise and plot the csv files again"
-    )
+    parser.add_argument("--resume", action="store_true", help="keep the fits already in the csv")
     args = parser.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
-    paths = {
-        name: args.out / f"{name}.csv" for name in ("pruning", "pruning_rounds", "pruning_types")
-    }
-    if not args.plot_only:
-        all_rounds, all_types = _kept(paths, args.seeds)
-        ctx = get_context("spawn")
-        for seed in args.seeds:
-            with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
-                rounds, types = pool.submit(
-                    run_pruned,
-                    seed,
-                    args.threads,
-                    args.k_start,
-                    args.threshold,
-                    args.min_types,
-                    args.epochs_per_round,
-                ).result()
-            all_rounds.extend(rounds)
-            all_types.append(types)
-            print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in rounds[-1].items()})
-            pd.DataFrame(all_rounds).to_csv(paths["pruning_rounds"], index=False)
-            pd.concat(all_types).to_csv(paths["pruning_types"], index=False)
-        if args.fit_direct:
-            fit_direct(args.seeds, args.threads, args.arms_csv)
-    rounds, types = pd.read_csv(paths["pruning_rounds"]), pd.read_csv(paths["pruning_types"])
-    seeds = sorted(rounds["seed"].unique())
-    results = pd.DataFrame(
-        pruned_rows(rounds, args.threshold, args.criterion) + direct_rows(seeds, args.arms_csv)
-    )
-    results.to_csv(paths["pruning"], index=False)
+    csv, rounds_csv = args.out / "pruning.csv", args.out / "pruning_rounds.csv"
+    rows, rounds = [], []
+    if args.resume and csv.exists():
+        rows = pd.read_csv(csv).to_dict("records")
+        rounds = pd.read_csv(rounds_csv, keep_default_na=False).to_dict("records")
+    done = {(r["dataset"], r["start"], r["seed"]) for r in rows}
+    jobs = [
+        (run_leiden, (d, s))
+        for s in args.seeds
+        for d in args.datasets
+        if (d, "pca_leiden_res1", s) not in done
+    ]
+    jobs += [
+        (run_pruned, (d, start, s))
+        for s in args.seeds
+        for start in args.starts
+        for d in args.datasets
+        if (d, start, s) not in done
+    ]
+    with ProcessPoolExecutor(
+        args.jobs, mp_context=get_context("spawn"), max_tasks_per_child=1
+    ) as pool:
+        futures = [pool.submit(job, *job_args) for job, job_args in jobs]
+        for future in as_completed(futures):
+            row, fit_rounds = future.result()
+            rows.append(row)
+            rounds.extend(fit_rounds)
+            print(
+                json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()})
+            )
+            pd.DataFrame(rows).to_csv(csv, index=False)
+            pd.DataFrame(rounds).to_csv(rounds_csv, index=False)
+    results = pd.DataFrame(rows + true_k_rows(args.seeds))
     (args.out / "pruning.md").write_text(summarise(results) + "\n")
-    plot(rounds, types, results, args.threshold, args.out / "pruning.png")
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    for name in sorted(set(pd.DataFrame(rounds)["dataset"])):
+        plot(pd.DataFrame(rounds), results, name, FIGURES / f"pruning_{name}.png")
     print(summarise(results))
 
 

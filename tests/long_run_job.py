@@ -19,6 +19,7 @@ from lightning.pytorch.callbacks import Callback
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import make_counts_adata  # noqa: E402
 
+import cplmixvi.model._pruning as pruning  # noqa: E402
 from cplmixvi import CplMixVI  # noqa: E402
 
 TRAIN = {"accelerator": "cpu", "devices": 1, "enable_progress_bar": False, "batch_size": 64}
@@ -26,6 +27,15 @@ FIT = {**TRAIN, "pretrain_epochs": 3}  # a fit of MAX_EPOCHS: k-means at the sta
 MAX_EPOCHS, KILL_EPOCH = 6, 4
 PRUNE = {"threshold": 1.0, "min_types": 2, "epochs_per_round": 1, "max_rounds": 3}
 KILL_ROUND = 2
+
+
+def one_per_round(weak_types):
+    """The pruning rule cut to one removal per round, so that the job has several rounds."""
+
+    def first(*args, **kwargs):
+        return weak_types(*args, **kwargs)[:1]
+
+    return first
 
 
 def build():
@@ -66,6 +76,7 @@ def main(kind: str, checkpoint_dir: str, n_threads: int) -> None:
         callbacks = [KillMidEpoch(KILL_EPOCH)]
         model.train(MAX_EPOCHS, checkpoint_dir=checkpoint_dir, callbacks=callbacks, **FIT)
     else:
+        pruning.weak_types = one_per_round(pruning.weak_types)
         model.train(4, **TRAIN)
         callbacks = [KillAtFit(KILL_ROUND + 1)]
         model.prune(checkpoint_dir=checkpoint_dir, callbacks=callbacks, **PRUNE, **TRAIN)

@@ -9,7 +9,7 @@ from matplotlib.axes import Axes
 from sklearn.metrics.cluster import contingency_matrix
 
 from cplmixvi import pl, tl
-from cplmixvi.model._pruning import least_consistent
+from cplmixvi.model._pruning import auto_upper_bound, weak_types
 
 N_TYPES = 5
 
@@ -104,10 +104,20 @@ def test_consensus_with_pruned_zero_columns():
     assert set(table["type"]) <= {0, 1, 2, 3}
 
 
-def test_least_consistent_removes_empty_first_then_lowest_agreement():
+def test_weak_types_are_the_empty_then_the_inconsistent_ones():
     table = tl.category_agreement(_one_hot(_planted_labels(), eps=1e-3))
-    assert least_consistent(table) == (4, "empty")
-    assert least_consistent(table.drop(index=4)) == (2, "least consistent")
+    # agreement 1, 1, 0.75, 0.8, 0; type 4 holds no cell
+    assert weak_types(table, threshold=0.5, min_cells=1) == [4]
+    assert weak_types(table, threshold=0.9, min_cells=1) == [4, 2, 3]
+    # every type holds 40 fused cells: with min_cells=41 all are empty, ordered by agreement
+    assert weak_types(table, threshold=0.5, min_cells=41) == [4, 2, 3, 0, 1]
+    assert weak_types(table, threshold=0.5, min_cells=40) == [4]
+    assert weak_types(table.drop(index=4), threshold=0.5, min_cells=1) == []
+
+
+def test_auto_upper_bound_follows_the_number_of_cells():
+    sizes = (40, 1_000, 4_271, 11_444, 10**6)
+    assert [auto_upper_bound(n) for n in sizes] == [20, 30, 42, 100, 100]
 
 
 def _history() -> pd.DataFrame:

@@ -10,6 +10,7 @@ from scvi import REGISTRY_KEYS
 
 from cplmixvi import CplMixVI, tl
 from cplmixvi.augment import Identity
+from cplmixvi.data import simulate
 from cplmixvi.module import CplMixVAE
 
 TRAIN = {
@@ -143,31 +144,76 @@ def data(make_adata):
     return make_adata(n_cells=N_CELLS, n_genes=40, n_types=3)
 
 
-def test_pruning_removes_the_planted_empty_type_first(data):
-    # the paper's objective keeps every posterior soft, so type 4 alone is empty here (the
-    # consensus objective's sharp heads leave other categories empty after two epochs)
-    model = _model(data.copy(), objective="paper")
-    model.module.type_head.bias.data[:, :, 4] = -50.0  # no cell can choose type 4
-    history = model.prune(threshold=1.0, max_rounds=1, epochs_per_round=1, **TRAIN)
-    assert history["removed"].iloc[0] == 4 and history["reason"].iloc[0] == "removed empty"
-    assert history["n_empty"].iloc[0] >= 1
-    assert list(model.active_types) == [0, 1, 2, 3, 5]
-    assert list(history["n_types"]) == [6, 5]
-    assert history["reason"].iloc[-1] == "stop: max_rounds reached"
+def test_pruning_removes_the_empty_types_in_one_round(data, monkeypatch):
+    """Planted posteriors: the arms agree on types 0-3; 4 and 5 hold no cell, 5 more mass."""
+    model = _model(data.copy(), n_types=6)
+    labels = np.arange(N_CELLS) % 4
+    planted = np.full((2, N_CELLS, 6), 0.01)
+    planted[:, np.arange(N_CELLS), labels] = 0.9
+    planted[..., 5] = 0.04
+
+    def fake(*args, **kwargs):  # respects the model's mask like the real accessor
+        probs = planted * model.module.type_mask.numpy()
+        return probs / probs.sum(-1, keepdims=True)
+
+    monkeypatch.setattr(model, "get_type_probabilities", fake)
+    history = model.prune(min_cells=1, epochs_per_round=1, **TRAIN)
+    assert list(history["removed"]) == ["4,5", ""]
+    assert list(history["reason"]) == ["removed 2 empty, 0 inconsistent", "stop: threshold reached"]
+    assert list(history["n_empty"]) == [2, 0]
+    assert list(model.active_types) == [0, 1, 2, 3]
+    assert list(history["n_types"]) == [6, 4]
     # fine-tuning went through train(): one more epoch in the training history
     assert len(model.history["elbo_train"]) == 3
+
+
+def test_a_round_removes_every_weak_category_down_to_min_types(data):
+    model = _model(data.copy(), n_types=6)
+    table = tl.category_agreement(model.get_type_probabilities(per_arm=True))
+    weak = table[(table["agreement"] < 1.0) | (table["n_cells"] < 10)]
+    assert len(weak) >= 2  # two epochs of a 3-type set in 6 categories
+    history = model.prune(threshold=1.0, min_types=4, epochs_per_round=1, **TRAIN)
+    assert list(history["n_types"]) == [6, 4]
+    removed = [int(i) for i in history["removed"].iloc[0].split(",")]
+    worst = table.assign(filled=table["n_cells"] >= 10).loc[weak.index]
+    expected = worst.sort_values(["filled", "agreement", "n_cells", "mean_prob"]).index[:2]
+    assert removed == list(expected)
+    assert history["reason"].iloc[-1] == "stop: min_types reached"
 
 
 def test_train_option_prunes_after_training(data):
     CplMixVI.setup_anndata(adata := data.copy(), layer="counts")
     scvi.settings.seed = 0
     model = CplMixVI(adata, n_types=6, **SMALL)
-    prune = {"threshold": 1.0, "max_rounds": 2, "epochs_per_round": 1, **TRAIN}
+    prune = {"threshold": 1.0, "min_types": 4, "epochs_per_round": 1, **TRAIN}
     model.train(max_epochs=2, prune=prune, **TRAIN)
     history = model.pruning_history_
-    assert list(history["n_types"]) == [6, 5, 4]
+    assert list(history["n_types"]) == [6, 4]
     assert len(model.active_types) == 4
-    assert len(model.history["elbo_train"]) == 4  # 2 epochs, then one per pruning round
+    assert len(model.history["elbo_train"]) == 3  # 2 epochs, then one pruning round
+
+
+def test_train_options_reach_the_pruning_rounds(data, monkeypatch):
+    """``train(prune=True, enable_progress_bar=False, ...)``: every round trains with them."""
+    CplMixVI.setup_anndata(adata := data.copy(), layer="counts")
+    scvi.settings.seed = 0
+    model = CplMixVI(adata, n_types=6, **SMALL)
+    calls = []
+    real_train = CplMixVI.train
+
+    def spy(self, *args, **kwargs):
+        calls.append(kwargs)
+        return real_train(self, *args, **kwargs)
+
+    monkeypatch.setattr(CplMixVI, "train", spy)
+    prune = {"threshold": 1.0, "max_rounds": 2, "min_types": 2}
+    model.train(max_epochs=2, prune=prune, lr=2e-3, **TRAIN)
+    rounds = calls[1:]
+    assert len(rounds) == len(model.pruning_history_) - 1 >= 1
+    for kwargs in rounds:
+        assert kwargs["enable_progress_bar"] is False and kwargs["enable_model_summary"] is False
+        assert kwargs["lr"] == 2e-3 and kwargs["batch_size"] == 64
+        assert kwargs["accelerator"] == "cpu" and kwargs["max_epochs"] == 2  # the round's own
 
 
 def test_pruning_removes_the_planted_inconsistent_type(data, monkeypatch):
@@ -187,9 +233,9 @@ def test_pruning_removes_the_planted_inconsistent_type(data, monkeypatch):
         return probs / probs.sum(-1, keepdims=True)
 
     monkeypatch.setattr(model, "get_type_probabilities", fake)
-    history = model.prune(threshold=0.95, epochs_per_round=1, **TRAIN)
-    # type 3 (agreement 0) goes first; then arm 1's cells return to type 2: all agree, stop
-    assert list(history["removed"].dropna()) == [3]
+    history = model.prune(epochs_per_round=1, **TRAIN)
+    # type 3 (agreement 0) goes, type 2 (0.6) stays; then arm 1's cells return to type 2
+    assert [ids for ids in history["removed"] if ids] == ["3"]
     assert history["reason"].iloc[-1] == "stop: threshold reached"
     assert history["min_agreement"].iloc[-1] == 1.0
     assert list(model.active_types) == [0, 1, 2]
@@ -279,3 +325,30 @@ def test_more_arms_train_with_the_shapes_of_two(data, two_arms, n_arms):
     assert inf["log_probs"].shape == (n_arms, 32, 4)
     table = tl.category_agreement(per_arm)
     assert table["n_cells"].sum() == N_CELLS
+
+
+# ----- the number of types, in one call ---------------------------------------------------------
+@pytest.mark.parametrize(("n_planted", "seed"), [(6, 0), (10, 1)])
+def test_auto_types_recover_the_planted_number(n_planted, seed):
+    """``n_types="auto"``: 30 categories, pruned in ``train`` to the planted types (>= 2 %)."""
+    adata = simulate(n_cells=1500, n_genes=200, n_types=n_planted, imbalance=10.0, seed=seed)
+    truth = adata.obs["cell_type"].to_numpy()
+    sizes = adata.obs["cell_type"].value_counts(normalize=True)
+    assert sizes.min() >= 0.02
+    scvi.settings.seed = seed
+    CplMixVI.setup_anndata(adata, layer="counts")
+    model = CplMixVI(adata, n_types="auto")
+    assert model.module.n_types == 30
+    quiet = {k: v for k, v in TRAIN.items() if k != "batch_size"}
+    model.train(max_epochs=60, **quiet)  # the CI budget; the default length is 200 epochs
+    history = model.pruning_history_
+    assert history["n_types"].iloc[0] == 30
+    assert abs(len(model.active_types) - n_planted) <= 1
+    assert history["reason"].iloc[-1] == "stop: threshold reached"
+    assert tl.select_n_types(model) == len(model.active_types)
+    labels = model.get_type_assignments()["type"].to_numpy()
+    for planted in sizes.index:  # every planted type is the majority of one category
+        in_type = truth == planted
+        best = np.bincount(labels[in_type]).argmax()
+        assert (labels[in_type] == best).mean() > 0.9
+        assert (truth[labels == best] == planted).mean() > 0.9

@@ -19,7 +19,7 @@ from scvi.utils import setup_anndata_dsp
 
 from cplmixvi.augment import Augmenter, get_augmenter
 from cplmixvi.model import _long_runs as long_runs
-from cplmixvi.model._pruning import prune_types
+from cplmixvi.model._pruning import auto_upper_bound, prune_types
 from cplmixvi.model._results import assignments, fuse
 from cplmixvi.model._saving import AtomicSaveMixin
 from cplmixvi.model._traversal import TraversalMixin
@@ -62,7 +62,11 @@ class CplMixVI(long_runs.LongRunsMixin, AtomicSaveMixin, TraversalMixin, BaseMod
     adata
         AnnData (or MuData) registered with :meth:`setup_anndata` (:meth:`setup_mudata`).
     n_types
-        Number of cell types ``K`` (categories of the discrete latent variable).
+        Number of cell types ``K`` (categories of the discrete latent variable), or ``"auto"``
+        when it is not known: the model starts from an upper bound of ``n_cells // 100``
+        categories, at least 30 and at most 100, and :meth:`train` prunes them to the types the
+        arms find (:meth:`prune`; ``pruning_history_`` records the rounds). For another bound,
+        give it as ``n_types`` and train with ``prune=True``.
     n_state
         Dimensions of the continuous cell state.
     n_arms
@@ -132,7 +136,7 @@ class CplMixVI(long_runs.LongRunsMixin, AtomicSaveMixin, TraversalMixin, BaseMod
     def __init__(
         self,
         adata: AnnData,
-        n_types: int = 10,
+        n_types: int | Literal["auto"] = 10,
         n_state: int = 2,
         n_arms: int = 2,
         n_hidden: int = 128,
@@ -153,6 +157,9 @@ class CplMixVI(long_runs.LongRunsMixin, AtomicSaveMixin, TraversalMixin, BaseMod
         check_choice("state_prior", state_prior, ("type", "normal"))
         check_choice("state_encoder", state_encoder, ("shared", "separate"))
         check_choice("objective", objective, ("consensus", "paper", "info"))
+        self.prunes_in_train_ = n_types == "auto"
+        if self.prunes_in_train_:
+            n_types = auto_upper_bound(self.summary_stats.n_cells)
         check_sizes(n_types, n_state, n_arms, self.summary_stats.n_cells)
         if marginal_entropy_weight < 0:
             raise ValueError(
@@ -289,7 +296,7 @@ class CplMixVI(long_runs.LongRunsMixin, AtomicSaveMixin, TraversalMixin, BaseMod
         accelerator: str = "auto",
         devices: int | list[int] | str = "auto",
         strategy: str | object = "auto",
-        prune: bool | dict = False,
+        prune: bool | dict | None = None,
         compile: bool = False,
         pretrain_epochs: int | None = None,
         plan_kwargs: dict | None = None,
@@ -337,9 +344,11 @@ class CplMixVI(long_runs.LongRunsMixin, AtomicSaveMixin, TraversalMixin, BaseMod
             ``devices=N``: each process reads its own share of every epoch's cells
             (``batch_size`` cells per process and step). Early stopping is off under DDP.
         prune
-            After training, remove the categories the arms do not agree on with :meth:`prune`:
+            After training, remove the categories the arms do not find with :meth:`prune`:
             ``True`` for its defaults, or a dict of its arguments (e.g.
-            ``{"threshold": 0.95, "min_types": 10}``). The history is in ``pruning_history_``.
+            ``{"threshold": 0.5, "min_types": 10}``); the options of this call (device, batch,
+            ``enable_progress_bar``...) reach its rounds. The history is in
+            ``pruning_history_``. Default: ``True`` for a ``n_types="auto"`` model.
         compile
             Train with a ``torch.compile``-d training step and the fused Adam (both options of
             :class:`~cplmixvi.train.CplMixTrainingPlan`): on one CPU thread about 1.4x the
@@ -427,12 +436,16 @@ class CplMixVI(long_runs.LongRunsMixin, AtomicSaveMixin, TraversalMixin, BaseMod
         long_runs.run_guarded(self, runner, guard, max_epochs)
         if widened:
             narrow_after_fit(self, n_types)
+        if prune is None:
+            prune = self.prunes_in_train_
         if prune:
-            self.prune(**{"checkpoint_dir": checkpoint_dir, **({} if prune is True else prune)})
+            options = {"checkpoint_dir": checkpoint_dir, **long_runs.round_options(call)}
+            self.prune(**(options | ({} if prune is True else prune)))
 
     def prune(
         self,
-        threshold: float = 0.95,
+        threshold: float = 0.5,
+        min_cells: int = 10,
         min_types: int = 2,
         epochs_per_round: int = 2,
         max_rounds: int | None = None,
@@ -441,29 +454,39 @@ class CplMixVI(long_runs.LongRunsMixin, AtomicSaveMixin, TraversalMixin, BaseMod
         resume: bool | str = False,
         **train_kwargs,
     ) -> pd.DataFrame:
-        """Remove inconsistent categories one at a time, fine-tuning after each removal.
+        """Remove the categories the arms do not find, in rounds, fine-tuning after each.
 
         Each round measures, on every cell, the agreement of each surviving category between
-        the arms (:func:`cplmixvi.tl.category_agreement`); it stops when no category is empty
-        and every one has agreement ``>= threshold``, or at ``min_types`` categories, or after
-        ``max_rounds`` removals. Otherwise it removes the emptiest category (no cell with that
-        fused label) or else the least consistent one, and trains ``epochs_per_round`` more
-        epochs through :meth:`train`. A removed category keeps no probability mass at all (the
-        softmax, Gumbel sample, coupling and state prior see the survivors only); survivors
-        keep their ids, so labels stay comparable across rounds. Call after :meth:`train`;
-        a second call continues the history.
+        the arms (:func:`cplmixvi.tl.category_agreement`: the cells both arms put in it over
+        the larger of their counts). It removes every clearly empty category (fewer than
+        ``min_cells`` cells with it as their fused label) and every inconsistent one (agreement
+        below ``threshold``: the arms disagree on more of its cells than they agree on), then
+        trains ``epochs_per_round`` more epochs through :meth:`train`. It stops when no
+        category is empty or inconsistent, at ``min_types`` categories (the worst go first),
+        or after ``max_rounds`` rounds. A removed category keeps no probability mass at all
+        (the softmax, Gumbel sample, coupling and state prior see the survivors only);
+        survivors keep their ids, so labels stay comparable across rounds. Call after
+        :meth:`train` (``n_types="auto"`` models prune in ``train``); a second call continues
+        the history.
+
+        The consensus objective makes the arms agree on the types of the start; from an upper
+        bound of K the categories beyond the data's types stay small and the arms split them
+        (``docs/model.md``). The paper's rule, one removal per round until every category
+        passes 0.95-0.99, also removes large types whose arms disagree on a boundary, and costs
+        a round per category (MOp from K = 60 ended at 11-13 types).
 
         Parameters
         ----------
         threshold
-            Agreement every category must reach; the paper's follow-up uses 0.95-0.99. The
-            default 0.95 is the most permissive end of that range.
+            Agreement below which a category is removed (0: remove the empty ones only).
+        min_cells
+            Categories holding fewer cells are removed as empty.
         min_types
             Never prune below this many categories.
         epochs_per_round
-            Fine-tuning epochs after each removal.
+            Fine-tuning epochs after each round's removals.
         max_rounds
-            Most categories to remove in this call (no limit when ``None``).
+            Most rounds of removals in this call (no limit when ``None``).
         eval_batch_size
             Minibatch size of the agreement measurements (every cell is measured).
         checkpoint_dir
@@ -479,26 +502,33 @@ class CplMixVI(long_runs.LongRunsMixin, AtomicSaveMixin, TraversalMixin, BaseMod
         Returns
         -------
         The pruning history, also kept as ``model.pruning_history_`` (and saved with the model):
-        one row per round with ``n_types``, ``mean_agreement``, ``min_agreement``, ``n_empty``,
-        ``epochs`` (fine-tuning epochs before the measurement), ``removed`` (id removed after
-        it) and ``reason``. ``model.pruning_agreement_`` holds each category's agreement per
-        round (rounds x original ids; NaN once removed). Choose K from it with
-        :func:`cplmixvi.tl.select_n_types`; plot it with :func:`cplmixvi.pl.pruning_curve`.
+        one row per round with ``n_types``, ``mean_agreement``, ``min_agreement``, ``n_empty``
+        (categories with fewer than ``min_cells`` cells), ``epochs`` (fine-tuning epochs
+        before the measurement), ``removed`` (the ids removed after it, comma-separated) and
+        ``reason``. ``model.pruning_agreement_`` holds each category's agreement per round
+        (rounds x original ids; NaN once removed). The model is left at the last round's K,
+        which :func:`cplmixvi.tl.select_n_types` also reads from the history; plot the rounds
+        with :func:`cplmixvi.pl.pruning_curve`.
         """
         if resume:
             return long_runs.resume_pruning(self, resume, **train_kwargs)
         self._check_if_trained(warn=False, message="Train the model before pruning it.")
         if self.module.n_arms < 2:
             raise ValueError("Pruning needs the agreement of several arms; use n_arms >= 2.")
-        if not 0 < threshold <= 1:
-            raise ValueError(f"threshold must be in (0, 1], got {threshold}.")
+        if not 0 <= threshold <= 1:
+            raise ValueError(
+                f"threshold must be in [0, 1] (0 removes empty ones only), got {threshold}."
+            )
         if not 1 <= min_types <= self.module.n_types:
             raise ValueError(f"min_types must be in [1, {self.module.n_types}], got {min_types}.")
+        if min_cells < 1:
+            raise ValueError(f"min_cells must be >= 1, got {min_cells}.")
         if epochs_per_round < 1:
             raise ValueError(f"epochs_per_round must be >= 1, got {epochs_per_round}.")
         tau = float(self.module.temperature)
         train_kwargs = {"temperature_start": tau, "temperature_end": tau, **train_kwargs}
-        call = dict(threshold=threshold, min_types=min_types, epochs_per_round=epochs_per_round)
+        call = dict(threshold=threshold, min_cells=min_cells, min_types=min_types)
+        call.update(epochs_per_round=epochs_per_round)
         call.update(max_rounds=max_rounds, batch_size=eval_batch_size, train_kwargs=train_kwargs)
         on_round = long_runs.prune_checkpoints(self, checkpoint_dir, call)
         history, self.pruning_agreement_ = prune_types(self, **call, on_round=on_round)
@@ -670,7 +700,7 @@ class CplMixVI(long_runs.LongRunsMixin, AtomicSaveMixin, TraversalMixin, BaseMod
             table = category_agreement(np.exp(log_probs), types=self.active_types)
             out["type_agreement"] = table.set_axis(table.index.astype(str), axis=0)
         if self.pruning_history_ is not None:
-            out["pruning_history"] = self.pruning_history_.astype({"removed": float})
+            out["pruning_history"] = self.pruning_history_.astype({"removed": str})
         return out
 
     def _obs_names(self, adata: AnnData | None, indices: Sequence[int] | None) -> pd.Index:

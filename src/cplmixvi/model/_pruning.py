@@ -1,4 +1,4 @@
-"""Pruning the categories of a trained model, one at a time, with fine-tuning in between."""
+"""Pruning the categories of a trained model, in rounds with fine-tuning in between."""
 
 from __future__ import annotations
 
@@ -11,29 +11,45 @@ import pandas as pd
 logger = logging.getLogger(__name__)
 
 
-def least_consistent(table: pd.DataFrame) -> tuple[int, str]:
-    """The category to remove next and why: an empty one first, else the lowest agreement.
+#: a default fit of ``n_types="auto"`` starts from ``n_cells // CELLS_PER_TYPE`` categories,
+#: within ``AUTO_TYPES`` (``auto_upper_bound``)
+CELLS_PER_TYPE = 100
+AUTO_TYPES = (30, 100)
 
-    Empty categories (no cell with that fused label) go in order of their mean fused
-    probability; the others by agreement, then number of cells, then mean probability.
+
+def auto_upper_bound(n_cells: int) -> int:
+    """The categories a ``n_types="auto"`` model starts with: ``n_cells // 100`` in [30, 100].
+
+    An upper bound, not a guess: pruning removes the categories the arms do not find, and a
+    type needs cells of its own (at most ``n_cells / 2`` categories).
     """
-    empty = table[table["n_cells"] == 0]
-    if len(empty):
-        return int(empty["mean_prob"].idxmin()), "empty"
-    order = table.sort_values(["agreement", "n_cells", "mean_prob"], kind="stable")
-    return int(order.index[0]), "least consistent"
+    low, high = AUTO_TYPES
+    return int(min(max(n_cells // CELLS_PER_TYPE, low), high, max(n_cells // 2, 2)))
 
 
-def summary_row(round_: int, table: pd.DataFrame, epochs: int) -> dict:
+def weak_types(table: pd.DataFrame, threshold: float, min_cells: int) -> list[int]:
+    """The clearly empty or inconsistent categories of an agreement table, worst first.
+
+    A category is empty when fewer than ``min_cells`` cells have it as their fused label, and
+    inconsistent when its agreement between arms is below ``threshold``. Empty ones come first,
+    each group ordered by agreement, number of cells and mean fused probability.
+    """
+    empty = table["n_cells"] < min_cells
+    weak = table.assign(filled=~empty)[empty | (table["agreement"] < threshold)]
+    order = weak.sort_values(["filled", "agreement", "n_cells", "mean_prob"], kind="stable")
+    return [int(i) for i in order.index]
+
+
+def summary_row(round_: int, table: pd.DataFrame, epochs: int, min_cells: int) -> dict:
     """One row of the pruning history for the agreement table of a round."""
     return {
         "round": round_,
         "n_types": len(table),
         "mean_agreement": float(table["agreement"].mean()),
         "min_agreement": float(table["agreement"].min()),
-        "n_empty": int((table["n_cells"] == 0).sum()),
+        "n_empty": int((table["n_cells"] < min_cells).sum()),
         "epochs": epochs,
-        "removed": pd.NA,
+        "removed": "",
         "reason": "",
     }
 
@@ -41,6 +57,7 @@ def summary_row(round_: int, table: pd.DataFrame, epochs: int) -> dict:
 def prune_types(
     model,
     threshold: float,
+    min_cells: int,
     min_types: int,
     epochs_per_round: int,
     max_rounds: int | None,
@@ -53,47 +70,50 @@ def prune_types(
 
     Returns the per-round history and the per-round, per-category agreement (wide, NaN once a
     category is removed), both continuing any earlier pruning of the model. ``on_round(rows,
-    agreement, epochs, n_removed)`` is called after each round's fine-tuning (e.g. to write a
+    agreement, epochs, n_rounds)`` is called after each round's fine-tuning (e.g. to write a
     checkpoint); ``start``, such a call's arguments, continues from that point.
     """
     from cplmixvi.tl import category_agreement  # tl reads models; imported late to avoid cycles
 
     module = model.module
-    rows, agreement, epochs, n_removed = _previous(model) if start is None else start
+    rows, agreement, epochs, n_rounds = _previous(model) if start is None else start
     limit = np.inf if max_rounds is None else max_rounds
     round_ = len(rows)
     while True:
         active = np.flatnonzero(module.type_mask.cpu().numpy())
         probs = model.get_type_probabilities(per_arm=True, batch_size=batch_size)
         table = category_agreement(probs, types=active)
-        row = summary_row(round_, table, epochs)
+        row = summary_row(round_, table, epochs, min_cells)
         rows.append(row)
         agreement.append(table["agreement"].reindex(range(module.n_types)).rename(round_))
         logger.info(
             "pruning round %d: K=%d, min agreement %.3f", round_, len(active), row["min_agreement"]
         )
-        if row["n_empty"] == 0 and row["min_agreement"] >= threshold:
+        weak = weak_types(table, threshold, min_cells)
+        if not weak:
             row["reason"] = "stop: threshold reached"
             break
         if len(active) <= min_types:
             row["reason"] = "stop: min_types reached"
             break
-        if n_removed >= limit:
+        if n_rounds >= limit:
             row["reason"] = "stop: max_rounds reached"
             break
-        removed, reason = least_consistent(table)
-        row["removed"], row["reason"] = removed, f"removed {reason}"
-        module.remove_types([removed])
+        removed = weak[: len(active) - min_types]
+        n_empty = int((table.loc[removed, "n_cells"] < min_cells).sum())
+        row["removed"] = ",".join(map(str, removed))
+        row["reason"] = f"removed {n_empty} empty, {len(removed) - n_empty} inconsistent"
+        module.remove_types(removed)
         model.train(max_epochs=epochs_per_round, **train_kwargs)
-        epochs, n_removed, round_ = epochs_per_round, n_removed + 1, round_ + 1
+        epochs, n_rounds, round_ = epochs_per_round, n_rounds + 1, round_ + 1
         if on_round is not None:
-            on_round(rows, agreement, epochs, n_removed)
+            on_round(rows, agreement, epochs, n_rounds)
     return history_frames(rows, agreement)
 
 
 def history_frames(rows: list[dict], agreement: list[pd.Series]) -> tuple[pd.DataFrame, ...]:
     """The pruning history and the per-round agreement table from the rounds' rows."""
-    history = pd.DataFrame(rows).astype({"removed": "Int64"})
+    history = pd.DataFrame(rows).astype({"removed": str})
     return history, pd.DataFrame(agreement).rename_axis(index="round", columns="type")
 
 

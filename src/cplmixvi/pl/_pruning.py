@@ -12,7 +12,7 @@ from cplmixvi.tl._select import pruning_history
 
 def pruning_curve(
     source,
-    threshold: float | None = 0.95,
+    threshold: float | None = 0.5,
     selected: int | None = None,
     agreement=None,
     ax: Axes | None = None,
@@ -23,13 +23,18 @@ def pruning_curve(
 ) -> Axes | Figure | None:
     """Mean and minimum per-category agreement between arms at each K of a pruning run.
 
+    Each pruning round is one K; a category below the threshold is removed in that round, so
+    the least consistent category's curve ends above it at the K where pruning stopped
+    (:func:`cplmixvi.tl.select_n_types`).
+
     Parameters
     ----------
     source
         A pruned :class:`~cplmixvi.CplMixVI`, an AnnData with its results or its pruning
         history (see :func:`cplmixvi.tl.pruning_history`).
     threshold
-        Draw the agreement threshold as a horizontal line (``None`` for none).
+        Draw the agreement threshold as a horizontal line (``None`` for none); 0.5 is
+        :meth:`~cplmixvi.CplMixVI.prune`'s default.
     selected
         Mark a chosen K (e.g. :func:`cplmixvi.tl.select_n_types`) with a vertical line.
     agreement

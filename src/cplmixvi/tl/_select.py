@@ -45,16 +45,19 @@ def pruning_history(source, key_prefix: str = "cplmixvi") -> pd.DataFrame:
 
 def select_n_types(
     source,
-    threshold: float = 0.95,
+    threshold: float = 0.5,
     criterion: Literal["min", "mean"] = "min",
     key_prefix: str = "cplmixvi",
 ) -> int:
     """Number of types chosen from the consensus curve of a pruning history.
 
-    The largest K at which no category is empty and the agreement between arms passes
-    ``threshold``: for every category (``criterion="min"``, the pruning's own stopping rule)
-    or on average (``"mean"``). When no round passes, the K whose agreement is highest (the
-    largest such K on ties).
+    In words: the most types for which the arms agree on every category. It is the largest
+    K at which no category is empty and the agreement between arms of every category
+    (``criterion="min"``) reaches ``threshold``; ``"mean"`` asks it of their average instead.
+    With :meth:`~cplmixvi.CplMixVI.prune`'s defaults this is the K where pruning stopped (the
+    same threshold, 0.5: every category's cells are put there by both arms more often than
+    not); a stricter threshold reads a smaller K off the same history. When no round passes,
+    the K whose agreement is highest (the largest such K on ties).
 
     Parameters
     ----------

@@ -1,0 +1,74 @@
+"""Where would a parameter-free K land? The pretrained codes of a fit started at an upper bound.
+
+One CplMixVI fit per (dataset, seed) with ``n_types = K_max`` (twice the reference number of
+types by default) is stopped at the k-means start; the arms' clr codes are saved to
+``--codes-dir`` (``<dataset>_<seed>_<kmax>.npz``, not committed) for offline analysis of K
+selection criteria. Usage::
+
+    python benchmarks/experiments/auto_k.py --datasets pbmc_10x_4k --seeds 0 --factor 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from _children import run_children
+from start_quality import _Stop, train_to_start
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE.parent / "results" / "auto_k.jsonl"
+
+
+def run_one(dataset: str, seed: int, factor: float, codes_dir: str) -> list[dict]:
+    import numpy as np
+    import scvi
+    import torch
+
+    torch.set_num_threads(1)
+    sys.path.insert(0, str(HERE.parent))
+    from clustering import DATASETS, load
+
+    from cplmixvi import CplMixVI
+
+    adata = load(dataset)
+    k_max = round(factor * DATASETS[dataset])
+    scvi.settings.seed = seed
+    CplMixVI.setup_anndata(adata)
+    model = CplMixVI(adata, n_types=k_max)
+
+    def capture(m, *args, **kwargs):
+        log_probs, _ = m._infer(m.adata, None, 1024)
+        codes = log_probs - log_probs.mean(-1, keepdims=True)
+        path = Path(codes_dir) / f"{dataset}_{seed}_{k_max}.npz"
+        np.savez_compressed(path, codes=codes.astype(np.float32))
+        raise _Stop
+
+    train_to_start(model, capture)
+    return [{"dataset": dataset, "seed": seed, "k_max": k_max, "codes": "saved"}]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument(
+        "--datasets", nargs="+", default=["mop_10x", "pbmc_10x_4k", "worm_neuron", "mouse_bladder"]
+    )
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--factor", type=float, default=2.0)
+    parser.add_argument("--codes-dir", default="/tmp/auto_k")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--one", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        d, s, f, c = args.one
+        for row in run_one(d, int(s), float(f), c):
+            print(json.dumps(row))
+        return
+    runs = [(d, s, args.factor, args.codes_dir) for s in args.seeds for d in args.datasets]
+    run_children(__file__, runs, Path("/tmp/auto_k/rows.jsonl"), args.jobs)
+
+
+if __name__ == "__main__":
+    main()
