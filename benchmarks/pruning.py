@@ -15,7 +15,7 @@ Usage::
     python benchmarks/pruning.py --datasets pbmc_10x_4k --seeds 0 --starts auto --resume
 
 Writes ``benchmarks/results/pruning.csv`` (one row per fit), ``pruning_rounds.csv`` (one row
-per round), ``pruning.md`` and ``docs/_static/pruning_<dataset>.png`` (consensus against K of
+per round), ``pruning.md`` and ``docs/figures/pruning_<dataset>.png`` (consensus against K of
 every round, the selected and the reference K marked).
 """
 
@@ -38,8 +38,9 @@ sys.path.insert(0, str(HERE))
 from clustering import DATASETS, load, mean_sd  # noqa: E402
 
 STARTS = ("2x", "auto")
-FIGURES = HERE.parent / "docs" / "_static"
+FIGURES = HERE.parent / "docs" / "figures"
 SCORES = ["acc", "ari", "ami"]
+CURVES = (("mean_agreement", "o-", "mean"), ("min_agreement", "s:", "least consistent"))
 
 
 def run_pruned(name: str, start: str, seed: int) -> tuple[dict, list[dict]]:
@@ -156,26 +157,19 @@ def plot(rounds: pd.DataFrame, results: pd.DataFrame, name: str, path: Path) -> 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True, layout="constrained")
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), sharey=True, layout="constrained")
     for ax, start in zip(axes, STARTS, strict=True):
         runs = rounds[(rounds["dataset"] == name) & (rounds["start"] == start)]
         for seed, run in runs.groupby("seed"):
-            ax.plot(
-                run["n_types"],
-                run["mean_agreement"],
-                "o-",
-                ms=3,
-                color=f"C{seed}",
-                label=f"seed {seed}: mean",
-            )
-            ax.plot(
-                run["n_types"],
-                run["min_agreement"],
-                "s:",
-                ms=3,
-                color=f"C{seed}",
-                label=f"seed {seed}: least consistent",
-            )
+            for column, style, what in CURVES:
+                ax.plot(
+                    run["n_types"],
+                    run[column],
+                    style,
+                    ms=3,
+                    color=f"C{seed}",
+                    label=f"seed {seed}: {what}",
+                )
             chosen = results[
                 (results["dataset"] == name)
                 & (results["start"] == start)
@@ -190,7 +184,8 @@ def plot(rounds: pd.DataFrame, results: pd.DataFrame, name: str, path: Path) -> 
         ax.set_xlabel("categories K (pruning proceeds to the right; dashed: selected)")
         ax.set_title(f"{name}, start {start}")
     axes[0].set_ylabel("agreement between arms")
-    axes[1].legend(fontsize="x-small", loc="lower left")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right center", fontsize="x-small")
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
