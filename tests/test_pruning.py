@@ -12,6 +12,7 @@ from cplmixvi import CplMixVI, tl
 from cplmixvi.augment import Identity
 from cplmixvi.data import simulate
 from cplmixvi.module import CplMixVAE
+from cplmixvi.train import latest_checkpoint
 
 TRAIN = {
     "accelerator": "cpu",
@@ -352,3 +353,17 @@ def test_auto_types_recover_the_planted_number(n_planted, seed):
         best = np.bincount(labels[in_type]).argmax()
         assert (labels[in_type] == best).mean() > 0.9
         assert (truth[labels == best] == planted).mean() > 0.9
+
+
+def test_auto_types_keep_pruning_in_their_checkpoints(tmp_path, monkeypatch):
+    """A resumed ``n_types="auto"`` fit prunes too: its checkpoint records ``prune=True``."""
+    adata = simulate(n_cells=300, n_genes=60, n_types=3, n_markers=10, seed=0)
+    scvi.settings.seed = 0
+    CplMixVI.setup_anndata(adata, layer="counts")
+    model = CplMixVI(adata, n_types="auto", **SMALL)
+    pruned = []
+    monkeypatch.setattr(CplMixVI, "prune", lambda self, **kwargs: pruned.append(kwargs))
+    model.train(max_epochs=4, checkpoint_dir=str(tmp_path), **TRAIN)  # checkpoints at 1, 2
+    assert len(pruned) == 1 and pruned[0]["enable_progress_bar"] is False
+    saved = torch.load(f"{latest_checkpoint(tmp_path)}/resume.pt", weights_only=False)
+    assert saved["kind"] == "train" and saved["call"]["prune"] is True

@@ -384,6 +384,8 @@ class CplMixVI(long_runs.LongRunsMixin, AtomicSaveMixin, TraversalMixin, BaseMod
             Passed to :class:`scvi.train.Trainer` (e.g. ``early_stopping_patience``,
             ``check_val_every_n_epoch``, ``enable_progress_bar``).
         """
+        if prune is None and not resume:  # resolved here, so that a checkpoint keeps it
+            prune = self.prunes_in_train_
         call = long_runs.call_arguments(locals())
         if resume:
             return long_runs.resume_training(self, resume, call)
@@ -436,8 +438,6 @@ class CplMixVI(long_runs.LongRunsMixin, AtomicSaveMixin, TraversalMixin, BaseMod
         long_runs.run_guarded(self, runner, guard, max_epochs)
         if widened:
             narrow_after_fit(self, n_types)
-        if prune is None:
-            prune = self.prunes_in_train_
         if prune:
             options = {"checkpoint_dir": checkpoint_dir, **long_runs.round_options(call)}
             self.prune(**(options | ({} if prune is True else prune)))
