@@ -85,6 +85,20 @@ def test_fit_counts_file(small_h5ad, tmp_path, capsys):
     assert "ARI vs cell_type" in capsys.readouterr().out
 
 
+def test_fit_without_a_number_of_types(small_h5ad, tmp_path, capsys):
+    out = tmp_path / "auto"
+    argv = ["fit", str(small_h5ad), "--n-types", "auto", "--epochs", "2", "--out", str(out)]
+    assert main(argv) == 0
+    result = ad.read_h5ad(out / "pbmc300_cplmixvi.h5ad")
+    history = result.uns["cplmixvi"]["pruning_history"]
+    assert history["n_types"].iloc[0] == 30  # the upper bound of 300 cells
+    found = result.obs["cplmixvi_type"].nunique()
+    assert found <= history["n_types"].iloc[-1] < 30
+    printed = capsys.readouterr().out
+    assert "30 categories (auto)" in printed and f"{found} of 30" in printed
+    assert main(["fit", str(small_h5ad), "--n-types", "many"]) == 2
+
+
 def test_fit_missing_layer_is_a_clean_error(small_h5ad, tmp_path, capsys):
     argv = ["fit", str(small_h5ad), "--n-types", "8", "--layer", "spliced", "--epochs", "1"]
     assert main([*argv, "--out", str(tmp_path / "out")]) == 2

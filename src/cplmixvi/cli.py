@@ -1,7 +1,8 @@
 """Command line: ``cplmixvi demo`` and ``cplmixvi fit``.
 
 ``cplmixvi demo`` trains on the 700 PBMCs bundled with scanpy and scores the inferred types
-against the reference labels; ``cplmixvi fit IN.h5ad --n-types K`` does the same on any file.
+against the reference labels; ``cplmixvi fit IN.h5ad --n-types K`` does the same on any file
+(``--n-types auto``: an upper bound from the number of cells, pruned to the types found).
 Both write the annotated AnnData, a UMAP figure and the trained model to ``--out``.
 
 The command sets no environment variables. Set ``OMP_WAIT_POLICY=PASSIVE`` before it starts when
@@ -34,7 +35,7 @@ class _Job:
     adata: object
     out: Path
     stem: str
-    n_types: int
+    n_types: int | str
     likelihood: str
     objective: str = "consensus"
     n_arms: int = 2
@@ -114,7 +115,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     fit.add_argument("input", metavar="IN.h5ad", help="AnnData file")
     fit.add_argument(
-        "--n-types", metavar="K", type=_positive, required=True, help="number of types"
+        "--n-types",
+        metavar="K",
+        type=_n_types,
+        required=True,
+        help="number of types, or 'auto': an upper bound from the number of cells, pruned",
     )
     fit.add_argument("--layer", metavar="L", help="layer to model instead of .X")
     fit.add_argument("--batch-key", metavar="B", help="obs column with the batch of each cell")
@@ -179,6 +184,10 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
+
+
+def _n_types(text: str) -> int | str:
+    return "auto" if text == "auto" else _positive(text)
 
 
 # ----- subcommands ---------------------------------------------------------------------------
@@ -271,7 +280,8 @@ def _train_and_write(job: _Job, source: str) -> int:
         objective=job.objective,
     )
     print(
-        f"cplmixvi: {source}: {adata.n_obs} cells x {adata.n_vars} genes, {job.n_types} types, "
+        f"cplmixvi: {source}: {adata.n_obs} cells x {adata.n_vars} genes, "
+        f"{model.module.n_types} categories{' (auto)' * (job.n_types == 'auto')}, "
         f"{job.n_arms} arm(s), likelihood {job.likelihood!r}",
         flush=True,
     )
@@ -294,7 +304,7 @@ def _train_and_write(job: _Job, source: str) -> int:
     model.save(str(model_dir), overwrite=True)
     total_s = time.perf_counter() - start
 
-    rows = [("cells", f"{adata.n_obs}"), ("types found", _n_found(adata, job.n_types))]
+    rows = [("cells", f"{adata.n_obs}"), ("types found", _n_found(adata, model.module.n_types))]
     if job.labels_key is not None:
         scores = clustering_scores(adata.obs[job.labels_key], adata.obs["cplmixvi_type"])
         n_ref = adata.obs[job.labels_key].nunique()
