@@ -173,8 +173,12 @@ def test_a_round_removes_every_weak_category_down_to_min_types(data):
     table = tl.category_agreement(model.get_type_probabilities(per_arm=True))
     weak = table[(table["agreement"] < 1.0) | (table["n_cells"] < 10)]
     assert len(weak) >= 2  # two epochs of a 3-type set in 6 categories
-    history = model.prune(threshold=1.0, min_types=4, epochs_per_round=1, **TRAIN)
+    epochs = len(model.history["elbo_train"])
+    history = model.prune(threshold=1.0, min_types=4, **TRAIN)
     assert list(history["n_types"]) == [6, 4]
+    # no fine-tuning by default: the removed categories' cells go to their next category
+    assert len(model.history["elbo_train"]) == epochs and list(history["epochs"]) == [0, 0]
+    assert not set(model.get_type_assignments()["type"]) - set(model.active_types)
     removed = [int(i) for i in history["removed"].iloc[0].split(",")]
     worst = table.assign(filled=table["n_cells"] >= 10).loc[weak.index]
     expected = worst.sort_values(["filled", "agreement", "n_cells", "mean_prob"]).index[:2]
@@ -207,14 +211,14 @@ def test_train_options_reach_the_pruning_rounds(data, monkeypatch):
         return real_train(self, *args, **kwargs)
 
     monkeypatch.setattr(CplMixVI, "train", spy)
-    prune = {"threshold": 1.0, "max_rounds": 2, "min_types": 2}
+    prune = {"threshold": 1.0, "max_rounds": 2, "min_types": 2, "epochs_per_round": 1}
     model.train(max_epochs=2, prune=prune, lr=2e-3, **TRAIN)
     rounds = calls[1:]
     assert len(rounds) == len(model.pruning_history_) - 1 >= 1
     for kwargs in rounds:
         assert kwargs["enable_progress_bar"] is False and kwargs["enable_model_summary"] is False
         assert kwargs["lr"] == 2e-3 and kwargs["batch_size"] == 64
-        assert kwargs["accelerator"] == "cpu" and kwargs["max_epochs"] == 2  # the round's own
+        assert kwargs["accelerator"] == "cpu" and kwargs["max_epochs"] == 1  # the round's own
 
 
 def test_pruning_removes_the_planted_inconsistent_type(data, monkeypatch):

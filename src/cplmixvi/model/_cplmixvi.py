@@ -447,21 +447,23 @@ class CplMixVI(long_runs.LongRunsMixin, AtomicSaveMixin, TraversalMixin, BaseMod
         threshold: float = 0.5,
         min_cells: int = 10,
         min_types: int = 2,
-        epochs_per_round: int = 2,
+        epochs_per_round: int = 0,
         max_rounds: int | None = None,
         eval_batch_size: int | None = 1024,
         checkpoint_dir: str | None = None,
         resume: bool | str = False,
         **train_kwargs,
     ) -> pd.DataFrame:
-        """Remove the categories the arms do not find, in rounds, fine-tuning after each.
+        """Remove the categories the arms do not find, in rounds.
 
         Each round measures, on every cell, the agreement of each surviving category between
         the arms (:func:`cplmixvi.tl.category_agreement`: the cells both arms put in it over
         the larger of their counts). It removes every clearly empty category (fewer than
         ``min_cells`` cells with it as their fused label) and every inconsistent one (agreement
-        below ``threshold``: the arms disagree on more of its cells than they agree on), then
-        trains ``epochs_per_round`` more epochs through :meth:`train`. It stops when no
+        below ``threshold``: the arms disagree on more of its cells than they agree on); the
+        cells of a removed category go to their next category (with ``epochs_per_round > 0``
+        the model is fine-tuned that many epochs through :meth:`train` after each round, as
+        in the paper, which erodes small types: ``docs/guide.md``). It stops when no
         category is empty or inconsistent, at ``min_types`` categories (the worst go first),
         or after ``max_rounds`` rounds. A removed category keeps no probability mass at all
         (the softmax, Gumbel sample, coupling and state prior see the survivors only);
@@ -484,7 +486,7 @@ class CplMixVI(long_runs.LongRunsMixin, AtomicSaveMixin, TraversalMixin, BaseMod
         min_types
             Never prune below this many categories.
         epochs_per_round
-            Fine-tuning epochs after each round's removals.
+            Fine-tuning epochs after each round's removals (none by default).
         max_rounds
             Most rounds of removals in this call (no limit when ``None``).
         eval_batch_size
@@ -523,8 +525,8 @@ class CplMixVI(long_runs.LongRunsMixin, AtomicSaveMixin, TraversalMixin, BaseMod
             raise ValueError(f"min_types must be in [1, {self.module.n_types}], got {min_types}.")
         if min_cells < 1:
             raise ValueError(f"min_cells must be >= 1, got {min_cells}.")
-        if epochs_per_round < 1:
-            raise ValueError(f"epochs_per_round must be >= 1, got {epochs_per_round}.")
+        if epochs_per_round < 0:
+            raise ValueError(f"epochs_per_round must be >= 0, got {epochs_per_round}.")
         tau = float(self.module.temperature)
         train_kwargs = {"temperature_start": tau, "temperature_end": tau, **train_kwargs}
         call = dict(threshold=threshold, min_cells=min_cells, min_types=min_types)

@@ -104,7 +104,8 @@ def prune_types(
         row["removed"] = ",".join(map(str, removed))
         row["reason"] = f"removed {n_empty} empty, {len(removed) - n_empty} inconsistent"
         module.remove_types(removed)
-        model.train(max_epochs=epochs_per_round, **train_kwargs)
+        if epochs_per_round:
+            model.train(max_epochs=epochs_per_round, **train_kwargs)
         epochs, n_rounds, round_ = epochs_per_round, n_rounds + 1, round_ + 1
         if on_round is not None:
             on_round(rows, agreement, epochs, n_rounds)
