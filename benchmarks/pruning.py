@@ -146,7 +146,7 @@ def summarise(results: pd.DataFrame) -> str:
         train_s=("train_s", "median"),
         seeds=("seed", "count"),
     )
-    table = table.join(extra.round({"prune_over_train": 2, "train_s": 0}))
+    table = table.join(extra.round({"prune_over_train": 3, "train_s": 0}))
     return table.reset_index().to_markdown(index=False)
 
 
