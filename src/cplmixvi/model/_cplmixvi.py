@@ -473,9 +473,9 @@ class CplMixVI(long_runs.LongRunsMixin, AtomicSaveMixin, TraversalMixin, BaseMod
 
         The consensus objective makes the arms agree on the types of the start; from an upper
         bound of K the categories beyond the data's types stay small and the arms split them
-        (``docs/model.md``). The paper's rule, one removal per round until every category
-        passes 0.95-0.99, also removes large types whose arms disagree on a boundary, and costs
-        a round per category (MOp from K = 60 ended at 11-13 types).
+        (``docs/guide.md``, "How many types"). The paper's rule, one removal per round until
+        every category passes 0.95-0.99, also removes large types whose arms disagree on a
+        boundary, and costs a round per category (MOp from K = 60 ended at 11-13 types).
 
         Parameters
         ----------
