@@ -19,7 +19,7 @@ from scvi.utils import setup_anndata_dsp
 
 from cplmixvi.augment import Augmenter, get_augmenter
 from cplmixvi.model import _long_runs as long_runs
-from cplmixvi.model._pruning import auto_upper_bound, prune_types
+from cplmixvi.model._pruning import auto_upper_bound, prune_types, round_options
 from cplmixvi.model._results import assignments, fuse
 from cplmixvi.model._saving import AtomicSaveMixin
 from cplmixvi.model._traversal import TraversalMixin
@@ -439,7 +439,7 @@ class CplMixVI(long_runs.LongRunsMixin, AtomicSaveMixin, TraversalMixin, BaseMod
         if widened:
             narrow_after_fit(self, n_types)
         if prune:
-            options = {"checkpoint_dir": checkpoint_dir, **long_runs.round_options(call)}
+            options = {"checkpoint_dir": checkpoint_dir, **round_options(call)}
             self.prune(**(options | ({} if prune is True else prune)))
 
     def prune(

@@ -76,31 +76,6 @@ def call_arguments(local_vars: dict) -> dict:
     return call
 
 
-#: the ``train`` options that pruning rounds started by ``train(prune=...)`` train with too
-ROUND_OPTIONS = (
-    "lr",
-    "batch_size",
-    "train_size",
-    "validation_size",
-    "accelerator",
-    "devices",
-    "strategy",
-    "compile",
-    "plan_kwargs",
-    "datasplitter_kwargs",
-)
-
-
-def round_options(call: dict) -> dict:
-    """The options of a ``train`` call (see :func:`call_arguments`) for its pruning rounds.
-
-    The trainer's options (``enable_progress_bar``, callbacks, ...) and the device, batch and
-    optimiser settings reach every round; the epochs, temperatures and checkpoints are the
-    pruning's own.
-    """
-    return {key: call[key] for key in ROUND_OPTIONS if key in call} | call["trainer_kwargs"]
-
-
 def given_arguments(method: Callable, call: dict) -> dict:
     """The arguments of ``call`` that differ from ``method``'s defaults (and every ``**`` one)."""
     given = dict(call.get("trainer_kwargs", {}))

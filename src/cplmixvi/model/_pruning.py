@@ -1,4 +1,4 @@
-"""Pruning the categories of a trained model, in rounds with fine-tuning in between."""
+"""Pruning the categories of a trained model, in rounds, and the options of those rounds."""
 
 from __future__ import annotations
 
@@ -25,6 +25,31 @@ def auto_upper_bound(n_cells: int) -> int:
     """
     low, high = AUTO_TYPES
     return int(min(max(n_cells // CELLS_PER_TYPE, low), high, max(n_cells // 2, 2)))
+
+
+#: the ``train`` options that pruning rounds started by ``train(prune=...)`` train with too
+ROUND_OPTIONS = (
+    "lr",
+    "batch_size",
+    "train_size",
+    "validation_size",
+    "accelerator",
+    "devices",
+    "strategy",
+    "compile",
+    "plan_kwargs",
+    "datasplitter_kwargs",
+)
+
+
+def round_options(call: dict) -> dict:
+    """The options of a ``train`` call (see :func:`call_arguments`) for its pruning rounds.
+
+    The trainer's options (``enable_progress_bar``, callbacks, ...) and the device, batch and
+    optimiser settings reach every round; the epochs, temperatures and checkpoints are the
+    pruning's own.
+    """
+    return {key: call[key] for key in ROUND_OPTIONS if key in call} | call["trainer_kwargs"]
 
 
 def weak_types(table: pd.DataFrame, threshold: float, min_cells: int) -> list[int]:
@@ -70,7 +95,7 @@ def prune_types(
 
     Returns the per-round history and the per-round, per-category agreement (wide, NaN once a
     category is removed), both continuing any earlier pruning of the model. ``on_round(rows,
-    agreement, epochs, n_rounds)`` is called after each round's fine-tuning (e.g. to write a
+    agreement, epochs, n_rounds)`` is called after each round and its fine-tuning (e.g. to write a
     checkpoint); ``start``, such a call's arguments, continues from that point.
     """
     from cplmixvi.tl import category_agreement  # tl reads models; imported late to avoid cycles
