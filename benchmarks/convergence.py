@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     from clustering import DATASETS, load
 
     from cplmixvi import CplMixVI
-    from cplmixvi.model._cplmixvi import default_max_epochs
+    from cplmixvi.model._training import default_max_epochs
 
     torch.set_num_threads(args.threads)
     adata = load(args.dataset)

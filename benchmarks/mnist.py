@@ -56,8 +56,7 @@ def accuracy_curve_callback(model, images: np.ndarray, truth: np.ndarray, every:
     import torch
     from lightning.pytorch.callbacks import Callback
 
-    from cplmixvi.metrics import hungarian_accuracy
-    from cplmixvi.model._results import fuse
+    from cplmixvi.metrics import fuse, hungarian_accuracy
 
     class AccuracyCurve(Callback):
         def on_train_epoch_end(self, trainer, pl_module) -> None:

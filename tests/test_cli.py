@@ -130,7 +130,7 @@ def test_fit_missing_file_and_usage_errors(tmp_path, capsys):
 
 
 def test_fit_help_states_the_epochs_train_uses(capsys):
-    from cplmixvi.model._cplmixvi import default_max_epochs
+    from cplmixvi.model._training import default_max_epochs
 
     assert main(["fit", "--help"]) == 0
     help_text = " ".join(capsys.readouterr().out.split())

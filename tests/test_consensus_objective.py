@@ -97,7 +97,7 @@ def test_train_starts_the_heads_from_merged_kmeans_clusters(make_adata, monkeypa
         m.is_trained_ = False
 
     monkeypatch.setattr(type_init, "KMeans", SpyKMeans)
-    monkeypatch.setattr(cplmixvi.model._cplmixvi, "init_types_by_kmeans", spy)
+    monkeypatch.setattr(cplmixvi.model._training, "init_types_by_kmeans", spy)
     monkeypatch.setattr(type_init, "modularity_merge", spy_merge)
     model.train(max_epochs=8, enable_progress_bar=False)
     assert len(calls) == 2 and calls[0] is False  # once, as the clustering phase starts

@@ -15,8 +15,8 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
-import cplmixvi.model._cplmixvi as cplmixvi_model
 import cplmixvi.model._pruning as pruning
+import cplmixvi.model._training as cplmixvi_model
 from cplmixvi import CplMixVI
 from cplmixvi.train import NonFiniteLossError, latest_checkpoint
 

@@ -34,8 +34,8 @@ def _module(likelihood="nb", n_arms=2, n_batch=0, **kwargs) -> CplMixVAE:
         "n_state": 2,
         "n_hidden": 16,
         "n_layers": 1,
-        "min_prob": MIN_PROB,
-        "min_sigma": MIN_SIGMA,
+        "coupling_min_prob": MIN_PROB,
+        "coupling_min_sigma": MIN_SIGMA,
         "coupling_weight": 1.0,
         "objective": "paper",
         "state_prior": "type",
@@ -106,8 +106,8 @@ def _reference_loss(module, inf, gen, kl_weight, dsigma_reference):
     coupling = torch.as_tensor(
         dsigma_reference(
             coupled.detach().numpy(),
-            module.min_prob,
-            module.min_sigma,
+            module.coupling_min_prob,
+            module.coupling_min_sigma,
             spread=inf["log_probs"].exp().detach().numpy(),
         ),
         dtype=per_cell.dtype,

@@ -32,11 +32,10 @@ def run_one(dataset: str, seed: int, factor: float) -> list[dict]:
     sys.path.insert(0, str(HERE.parent))
     from clustering import DATASETS, load
 
-    import cplmixvi.model._cplmixvi as model_module
+    import cplmixvi.model._training as model_module
     from cplmixvi import CplMixVI
-    from cplmixvi.metrics import clustering_scores
-    from cplmixvi.model._cplmixvi import default_max_epochs
-    from cplmixvi.model._results import fuse
+    from cplmixvi.metrics import clustering_scores, fuse
+    from cplmixvi.model._training import default_max_epochs
 
     adata = load(dataset)
     truth = adata.obs["cell_type"].astype(str).to_numpy()

@@ -66,7 +66,7 @@ def run_one(dataset: str, seed: int, lever: str) -> dict:
 
     from cplmixvi import CplMixVI
     from cplmixvi.metrics import clustering_scores
-    from cplmixvi.model._cplmixvi import default_max_epochs
+    from cplmixvi.model._training import default_max_epochs
 
     adata = load(dataset)
     truth = adata.obs["cell_type"].astype(str).to_numpy()
@@ -180,9 +180,8 @@ def pca_start(adata, k: int, seed: int, truth, row: dict, mix: bool = False) -> 
     import numpy as np
     from baselines import kmeans_labels, pca_embedding
 
-    import cplmixvi.model._cplmixvi as model_module
-    from cplmixvi.metrics import clustering_scores
-    from cplmixvi.model._results import fuse
+    import cplmixvi.model._training as model_module
+    from cplmixvi.metrics import clustering_scores, fuse
 
     pcs = pca_embedding(adata, seed).obsm["X_pca"]
     labels = kmeans_labels(pcs, k, seed)
@@ -223,7 +222,7 @@ def centroid_heads(model, centroids, beta: float) -> None:
 
 def graph_start(resolution: float) -> None:
     """The heads start from the package's merged k-means start at ``resolution``."""
-    import cplmixvi.model._cplmixvi as model_module
+    import cplmixvi.model._training as model_module
     from cplmixvi.model._type_init import init_types_by_kmeans
 
     def init(model, *args, **kwargs):
@@ -267,7 +266,7 @@ def wide_start(k: int, remap: bool = False) -> None:
     import numpy as np
     import torch
 
-    import cplmixvi.model._cplmixvi as model_module
+    import cplmixvi.model._training as model_module
     from cplmixvi.model._type_init import joint_codes, logistic_map, merged_labels
 
     def init(model, *args, **kwargs):
@@ -296,7 +295,7 @@ def dropout_off_after_start() -> None:
     """Turn every dropout layer off once the k-means start has set the type heads."""
     import torch
 
-    import cplmixvi.model._cplmixvi as model_module
+    import cplmixvi.model._training as model_module
 
     start = model_module.init_types_by_kmeans
 
@@ -470,7 +469,7 @@ def merge_by_ward(model, k: int) -> tuple:
     from start_quality import arm_hidden
     from start_types import merge_to
 
-    from cplmixvi.model._results import fuse
+    from cplmixvi.metrics import fuse
 
     log_probs = model._infer(model.adata, None, 1024)[0]
     live, clean = np.unique(fuse(log_probs).argmax(-1), return_inverse=True)
@@ -545,7 +544,7 @@ def split_into_empty(
     from sklearn.neighbors import NearestNeighbors
     from start_quality import arm_hidden
 
-    from cplmixvi.model._results import fuse
+    from cplmixvi.metrics import fuse
 
     labels = fuse(model._infer(model.adata, None, 1024)[0]).argmax(-1)
     k = model.module.n_types
@@ -606,7 +605,7 @@ def reseed(model, min_cells: int, parents: dict, tried: set) -> int:
     import scvi
     from sklearn.cluster import KMeans
 
-    from cplmixvi.model._results import fuse
+    from cplmixvi.metrics import fuse
 
     log_probs, _ = model._infer(model.adata, None, 1024)
     labels = fuse(log_probs).argmax(-1)

@@ -33,7 +33,7 @@ LEVERS = ("default", "epochs2x", "arms3", "dropout03")
 def lever_kwargs(lever: str, n_obs: int) -> tuple[dict, dict]:
     """Constructor and ``train`` arguments of a lever."""
     from cplmixvi.augment import BinomialThinning, GeneDropout
-    from cplmixvi.model._cplmixvi import default_max_epochs
+    from cplmixvi.model._training import default_max_epochs
 
     if lever == "epochs2x":
         return {}, {"max_epochs": 2 * default_max_epochs(n_obs)}

@@ -32,7 +32,7 @@ def train_to_start(model, capture) -> None:
 
     ``capture`` replaces the package's start (``init_types_by_kmeans``) and raises ``_Stop``.
     """
-    import cplmixvi.model._cplmixvi as model_module
+    import cplmixvi.model._training as model_module
 
     model_module.init_types_by_kmeans = capture
     try:

@@ -40,9 +40,9 @@ def start_representations(adata, k: int, seed: int, factor: float = 1.0) -> dict
     import scvi
     from start_quality import _Stop, hidden
 
-    import cplmixvi.model._cplmixvi as model_module
+    import cplmixvi.model._training as model_module
     from cplmixvi import CplMixVI
-    from cplmixvi.model._cplmixvi import default_max_epochs
+    from cplmixvi.model._training import default_max_epochs
 
     scvi.settings.seed = seed
     CplMixVI.setup_anndata(adata)

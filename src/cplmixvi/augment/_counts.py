@@ -13,7 +13,7 @@ from os import PathLike
 
 import torch
 
-from cplmixvi.nn._random import N_BITS, hashed_bits
+from cplmixvi.nn import N_BITS, hashed_bits
 
 
 class Augmenter:
@@ -108,7 +108,7 @@ class GeneDropout(Augmenter):
 
     Zeros stay zero and integers stay integers; ``strength=0`` is the identity. Under
     ``torch.compile`` the mask comes from counter-based random bits
-    (:func:`~cplmixvi.nn._random.hashed_bits`), which the compiler fuses into the product; the
+    (:func:`~cplmixvi.nn.hashed_bits`), which the compiler fuses into the product; the
     rate is then rounded to a multiple of ``2^-24``.
 
     Parameters

@@ -112,21 +112,15 @@ def tasic2018(
     sparse, so the dense matrix is never held in memory.
 
     With the defaults the result is the paper's data set: neurons (``class`` GABAergic or
-    Glutamatergic) without the clusters ``Low Quality``, ``CR Lhx5`` and ``Meis2 Adamts19``,
-    the two region-specific cluster names unified (``L6b VISp Col8a1 Rprm`` ->
-    ``L6b Col8a1 Rprm``, ``L6 CT ALM Nxph2 Sla`` -> ``L6 CT Nxph2 Sla``) and the 5 032 genes of
-    :func:`tasic2018_genes`: 22 365 cells and 115 types according to the paper (counts not
-    checked here: the release cannot be downloaded on the machines this package is developed on).
+    Glutamatergic) without the clusters of ``DROPPED_CLUSTERS``, the two region-specific names
+    of ``RENAMED_CLUSTERS`` unified and the 5 032 genes of :func:`tasic2018_genes`: 22 365
+    cells and 115 types according to the paper.
 
-    What was verified, and how: the two download addresses
-    (``well_known_file_download/694413985`` for VISp, ``/694413179`` for ALM), the archive and
-    member file names and the CSV layouts above agree across several independent public
-    readers of the release (Kobak & Berens' ``rna-seq-tsne``, a public MMIDAS data-preparation
-    script, others); the filters and renames are those of that MMIDAS script and of the
-    paper's reference. The package's tests write files in this layout. Not verified: the loader
-    has never read the real archives (they cannot be downloaded where it was developed), and
-    the archives' checksums are not on record (``SHA256`` is ``None``): a download is checked
-    for completeness only and its SHA-256 is logged.
+    Verified: the download addresses, file names and CSV layouts agree across independent
+    public readers of the release (Kobak & Berens' ``rna-seq-tsne``, a MMIDAS data-preparation
+    script); the filters and renames are that script's. Not verified: the real archives were
+    never read (no download where this was written) and their checksums are not on record
+    (``SHA256`` is ``None``): a download is checked for completeness and its SHA-256 logged.
 
     Parameters
     ----------

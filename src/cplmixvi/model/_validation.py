@@ -164,3 +164,31 @@ def check_sizes(n_types: int, n_state: int, n_arms: int, n_cells: int) -> None:
         )
     if n_state < 1:
         raise ValueError(f"n_state must be >= 1, got {n_state}.")
+
+
+#: the module's options that ``CplMixVI(**model_kwargs)`` passes on
+MODULE_OPTIONS = (
+    "state_prior",
+    "coupling_weight",
+    "entropy_weight",
+    "marginal_entropy_weight",
+    "coupling_min_prob",
+    "coupling_min_sigma",
+)
+
+
+def check_module_kwargs(model_kwargs: dict) -> None:
+    """Known names and valid values for the module options given to the model."""
+    unknown = sorted(set(model_kwargs) - set(MODULE_OPTIONS))
+    if unknown:
+        raise TypeError(
+            f"CplMixVI got unknown arguments {unknown}; besides its named arguments it passes "
+            f"{list(MODULE_OPTIONS)} to the module (see CplMixVAE)."
+        )
+    check_choice("state_prior", model_kwargs.get("state_prior", "type"), ("type", "normal"))
+    if model_kwargs.get("marginal_entropy_weight", 0.0) < 0:
+        raise ValueError(
+            f"marginal_entropy_weight must be >= 0 (a negative weight rewards putting every "
+            f"cell into one type), got {model_kwargs['marginal_entropy_weight']}; use 0 to turn "
+            "it off."
+        )

@@ -14,18 +14,15 @@ from torch.distributions import Normal
 
 from cplmixvi.augment import Augmenter, Identity
 from cplmixvi.module._categories import TypeCategoriesMixin
+from cplmixvi.module._objectives import OBJECTIVES
 from cplmixvi.nn import (
     ArmLinear,
     ArmMLP,
-    consensus_kl,
     gaussian_nll,
     gumbel_softmax,
-    information_coupling,
     log_normalise,
     marginal_entropy,
     normal_kl,
-    perturbed_aitchison_sq,
-    sharpened_target,
 )
 
 Likelihood = Literal["nb", "zinb", "normal", "bernoulli"]
@@ -69,7 +66,7 @@ class CplMixVAE(TypeCategoriesMixin, BaseModuleClass):
         Weight of the entropy ``H(c|x)`` (1 in Eq. 7; 0 drops the confidence penalty).
     augmenter
         Produces each arm's copy of a training minibatch; not applied at inference.
-    min_prob, min_sigma
+    coupling_min_prob, coupling_min_sigma
         Bounds of the coupling distance (see :func:`cplmixvi.nn.perturbed_aitchison_sq`).
     state_encoder
         ``"shared"``: ``q(s|x, c)`` reads the hidden layer of the type encoder; ``"separate"``:
@@ -104,8 +101,8 @@ class CplMixVAE(TypeCategoriesMixin, BaseModuleClass):
         coupling_weight: float = 1.0,
         entropy_weight: float = 1.0,
         augmenter: Augmenter | None = None,
-        min_prob: float = 1e-2,
-        min_sigma: float = 1e-2,
+        coupling_min_prob: float = 1e-2,
+        coupling_min_sigma: float = 1e-2,
         state_encoder: Literal["shared", "separate"] = "shared",
         marginal_entropy_weight: float = 0.0,
         objective: Literal["consensus", "paper", "info"] = "consensus",
@@ -118,7 +115,7 @@ class CplMixVAE(TypeCategoriesMixin, BaseModuleClass):
         self.entropy_weight = entropy_weight
         self.marginal_entropy_weight = marginal_entropy_weight
         self.augmenter = augmenter if augmenter is not None else Identity()
-        self.min_prob, self.min_sigma = min_prob, min_sigma
+        self.coupling_min_prob, self.coupling_min_sigma = coupling_min_prob, coupling_min_sigma
         self.state_encoder = state_encoder
         self.objective = objective
         # True while the arms are pretrained as autoencoders (deterministic soft type code,
@@ -291,7 +288,8 @@ class CplMixVAE(TypeCategoriesMixin, BaseModuleClass):
           ``lambda * sum_{a<b} (H(q_ab(c)) - CE_ab)``
           (:func:`cplmixvi.nn.information_coupling`).
 
-        ``marginal_entropy_weight`` ``> 0`` subtracts ``gamma_m * sum_a H(q_a(c))``.
+        ``marginal_entropy_weight`` ``> 0`` subtracts ``gamma_m * sum_a H(q_a(c))``. The
+        objectives are the functions of :mod:`cplmixvi.module._objectives`.
         """
         inf = inference_outputs
         rec = self.reconstruction_nll(inf["x_aug"], generative_outputs)
@@ -301,34 +299,16 @@ class CplMixVAE(TypeCategoriesMixin, BaseModuleClass):
         entropy = -(log_probs.exp() * log_probs).sum(-1)
         metrics = self._loss_metrics(rec, kl_state, entropy, inf["log_probs"])
         elbo = rec + kl_weight * kl_state
-        if self.objective == "consensus":  # logged from the first epoch on
-            consensus = consensus_kl(log_probs, sharpened_target(log_probs))
-            metrics["consensus_kl"] = consensus.mean().detach()
         if self.pretraining:
+            if self.objective == "consensus":  # its term is logged from the first epoch on
+                OBJECTIVES["consensus"](self, elbo, entropy, log_probs, c, metrics)
             return self._loss_output(elbo.sum(0).mean(), rec, kl_state, metrics)
-        marginal = marginal_entropy(log_probs)
-        metrics["marginal_entropy"] = marginal.mean().detach()
-        if self.objective == "consensus":
-            loss = (elbo + consensus).sum(0).mean()
-        else:
-            loss = self._type_loss(elbo, entropy, log_probs, c, metrics)
+        loss = OBJECTIVES[self.objective](self, elbo, entropy, log_probs, c, metrics)
         if self.marginal_entropy_weight:
+            marginal = marginal_entropy(log_probs)
+            metrics["marginal_entropy"] = marginal.mean().detach()
             loss = loss - self.marginal_entropy_weight * marginal.sum()
         return self._loss_output(loss, rec, kl_state, metrics)
-
-    def _type_loss(self, elbo, entropy, log_probs, c, metrics: dict) -> torch.Tensor:
-        """The paper's or the info objective's minibatch loss (weighted ELBO and type terms)."""
-        weight = max(self.n_arms - 1, 1)
-        loss = (weight * (elbo - self.entropy_weight * entropy).sum(0)).mean()
-        if self.n_arms == 1:
-            return loss
-        if self.objective == "paper":
-            coupling = perturbed_aitchison_sq(c, log_probs.exp(), self.min_prob, self.min_sigma)
-            metrics["coupling"] = coupling.mean().detach()
-            return loss + self.coupling_weight * coupling.sum(0).mean()
-        information = information_coupling(log_probs)
-        metrics["information_coupling"] = information.mean().detach()
-        return loss - self.coupling_weight * information.sum()
 
     @staticmethod
     def _loss_output(loss, rec, kl_state, metrics: dict) -> LossOutput:

@@ -7,7 +7,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from cplmixvi.pl._utils import finish, new_figure
-from cplmixvi.tl._select import pruning_history
+from cplmixvi.tl import pruning_history
 
 
 def pruning_curve(
