@@ -259,6 +259,30 @@ def test_save_load_round_trip(trained, tmp_path):
     assert loaded.module.n_arms == 2 and loaded.module.n_types == N_TYPES
 
 
+def test_models_saved_with_every_option_named_still_load(trained, tmp_path):
+    """Saves from when every option was a named argument of CplMixVI still load."""
+    model, adata = trained
+    model.save(tmp_path / "model", overwrite=True)
+    path = tmp_path / "model" / "model.pt"
+    saved = torch.load(path, weights_only=False)
+    params = saved["attr_dict"]["init_params_"]
+    params["non_kwargs"].update(params["kwargs"].pop("model_kwargs"))
+    assert {"coupling_weight", "state_prior"} <= set(params["non_kwargs"])
+    torch.save(saved, path)
+    loaded = CplMixVI.load(tmp_path / "model", adata=adata.copy())
+    assert loaded.module.coupling_weight == 1.0 and loaded.module.state_prior == "type"
+    np.testing.assert_array_equal(loaded.get_type_probabilities(), model.get_type_probabilities())
+
+
+def test_unknown_model_argument_names_the_valid_ones(make_adata):
+    adata = make_adata(n_cells=60, n_genes=20, n_types=2)
+    CplMixVI.setup_anndata(adata, layer="counts")
+    with pytest.raises(TypeError, match="unknown arguments \\['min_prob'\\].*coupling_min_prob"):
+        CplMixVI(adata, n_types=2, min_prob=0.1)
+    model = CplMixVI(adata, n_types=2, coupling_min_prob=0.05, coupling_min_sigma=0.2)
+    assert (model.module.coupling_min_prob, model.module.coupling_min_sigma) == (0.05, 0.2)
+
+
 def test_load_rejects_other_genes(trained, tmp_path):
     model, adata = trained
     model.save(tmp_path / "model", overwrite=True)
