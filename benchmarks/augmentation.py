@@ -56,8 +56,8 @@ def run_one(augmentation: str, seed: int, threads: int) -> dict:
     import scvi
     import torch
 
-    from cplmixvi import CplMixVI
-    from cplmixvi.augment import GenerativeAugmenter, get_augmenter
+    from cplmixvi import CplMixVI, GenerativeAugmenter
+    from cplmixvi.augment import get_augmenter
     from cplmixvi.metrics import clustering_scores
 
     torch.set_num_threads(threads)

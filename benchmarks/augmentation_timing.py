@@ -42,8 +42,8 @@ def main(argv: list[str] | None = None) -> None:
     import torch
     from augmentation import augmenter_seconds
 
-    from cplmixvi import CplMixVI
-    from cplmixvi.augment import GenerativeAugmenter, get_augmenter
+    from cplmixvi import CplMixVI, GenerativeAugmenter
+    from cplmixvi.augment import get_augmenter
 
     torch.set_num_threads(args.threads)
     adata = ad.read_h5ad(MOP)

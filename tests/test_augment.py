@@ -7,19 +7,18 @@ import pytest
 import scvi
 import torch
 
-from cplmixvi import CplMixVI
+from cplmixvi import CplMixVI, GenerativeAugmenter
 from cplmixvi.augment import (
     Augmenter,
     BinomialThinning,
     Compose,
     GeneDropout,
-    GenerativeAugmenter,
-    GenerativeAugmenterModule,
     Identity,
     LatentNoiseAugmenter,
     RandomAffine,
     get_augmenter,
 )
+from cplmixvi.module import GenerativeAugmenterModule
 
 
 def _counts(n_cells: int = 40, n_genes: int = 30, seed: int = 0) -> torch.Tensor:
@@ -263,6 +262,18 @@ def test_generative_augmenter_fit_save_load_and_use(make_adata, tmp_path):
     model.save(tmp_path / "model", overwrite=True)
     reloaded = CplMixVI.load(tmp_path / "model", adata)
     assert isinstance(reloaded.module.augmenter, LatentNoiseAugmenter)
+
+
+def test_generative_augmenter_moved_with_clear_error_and_old_pickles_resolve():
+    import pickle
+
+    import cplmixvi.augment
+
+    with pytest.raises(AttributeError, match="moved to cplmixvi.GenerativeAugmenter"):
+        cplmixvi.augment.GenerativeAugmenter  # noqa: B018
+    # models saved before the move pickled the networks under their old path
+    old = b"ccplmixvi.augment._generative_module\nGenerativeAugmenterModule\n."
+    assert pickle.loads(old) is GenerativeAugmenterModule
 
 
 def test_generative_augmenter_rejects_non_counts(make_adata):

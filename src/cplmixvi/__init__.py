@@ -3,7 +3,7 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from . import augment, data, metrics, nn, pl, tl, train
-from .model import CplMixVI
+from .model import CplMixVI, GenerativeAugmenter
 from .module import CplMixVAE
 
 try:
@@ -11,4 +11,15 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
-__all__ = ["CplMixVAE", "CplMixVI", "augment", "data", "metrics", "nn", "pl", "tl", "train"]
+__all__ = [
+    "CplMixVAE",
+    "CplMixVI",
+    "GenerativeAugmenter",
+    "augment",
+    "data",
+    "metrics",
+    "nn",
+    "pl",
+    "tl",
+    "train",
+]

@@ -2,8 +2,8 @@
 
 - counts: :class:`BinomialThinning`, :class:`GeneDropout` (and :class:`Identity`);
 - images stored as pixel rows: :class:`RandomAffine`, :class:`RandomStrokeWidth`;
-- the deep generative augmenter: :class:`GenerativeAugmenter` (an scvi-tools model to fit once),
-  used through :class:`LatentNoiseAugmenter`;
+- the deep generative augmenter: :class:`LatentNoiseAugmenter`, the frozen networks of a
+  fitted :class:`cplmixvi.GenerativeAugmenter` (an scvi-tools model to fit once);
 - :class:`Compose` chains any of them; :func:`get_augmenter` resolves a user's argument.
 """
 
@@ -13,8 +13,7 @@ from collections.abc import Sequence
 
 from ._compose import Compose
 from ._counts import Augmenter, BinomialThinning, GeneDropout, Identity
-from ._generative import GenerativeAugmenter, LatentNoiseAugmenter
-from ._generative_module import GenerativeAugmenterModule, GenerativeAugmenterPlan
+from ._generative import LatentNoiseAugmenter
 from ._image import RandomAffine
 from ._morphology import RandomStrokeWidth
 
@@ -23,9 +22,6 @@ __all__ = [
     "BinomialThinning",
     "Compose",
     "GeneDropout",
-    "GenerativeAugmenter",
-    "GenerativeAugmenterModule",
-    "GenerativeAugmenterPlan",
     "Identity",
     "LatentNoiseAugmenter",
     "RandomAffine",
@@ -45,7 +41,8 @@ _NAMED = {
     "stroke": RandomStrokeWidth,
 }
 
-Spec = str | Augmenter | GenerativeAugmenter | Sequence | None
+#: a fitted generative augmenter passes as itself (anything with ``as_augmenter()``)
+Spec = str | Augmenter | Sequence | object | None
 
 
 def get_augmenter(spec: Spec, gene_likelihood: str, n_arms: int) -> Augmenter:
@@ -60,7 +57,7 @@ def get_augmenter(spec: Spec, gene_likelihood: str, n_arms: int) -> Augmenter:
         28 x 28 pixels; use :class:`RandomAffine`, :class:`RandomStrokeWidth` for other
         shapes), names joined by ``"+"``
         (``"thinning+dropout"``), ``None``/``"none"``, an :class:`Augmenter`, a fitted
-        :class:`GenerativeAugmenter`, or a list of any of these (applied in order, see
+        :class:`cplmixvi.GenerativeAugmenter`, or a list of any of these (applied in order, see
         :class:`Compose`).
     gene_likelihood
         The model's likelihood; thinning and the generative augmenter require counts, and a
@@ -87,7 +84,7 @@ def get_augmenter(spec: Spec, gene_likelihood: str, n_arms: int) -> Augmenter:
 def _resolve(spec: Spec, gene_likelihood: str, n_arms: int) -> Augmenter:
     if isinstance(spec, Augmenter):
         return spec
-    if isinstance(spec, GenerativeAugmenter):
+    if hasattr(spec, "as_augmenter"):  # a fitted cplmixvi.GenerativeAugmenter
         return spec.as_augmenter()
     if isinstance(spec, list | tuple):
         return Compose([_resolve(s, gene_likelihood, n_arms) for s in spec])
@@ -104,3 +101,19 @@ def _resolve(spec: Spec, gene_likelihood: str, n_arms: int) -> Augmenter:
         f"Unknown augmentation {spec!r}: use 'auto', 'thinning', 'dropout', 'affine', 'stroke', "
         "'thinning+dropout', 'none', an Augmenter, a fitted GenerativeAugmenter or a list."
     )
+
+
+_MOVED = {
+    "GenerativeAugmenter": "cplmixvi.GenerativeAugmenter",
+    "GenerativeAugmenterModule": "cplmixvi.module.GenerativeAugmenterModule",
+    "GenerativeAugmenterPlan": "cplmixvi.train.GenerativeAugmenterPlan",
+}
+
+
+def __getattr__(name: str):
+    if name in _MOVED:
+        raise AttributeError(
+            f"cplmixvi.augment.{name} moved to {_MOVED[name]} (models, modules and plans live "
+            "with the others); import it from there."
+        )
+    raise AttributeError(f"module 'cplmixvi.augment' has no attribute {name!r}")

@@ -86,7 +86,7 @@ class CplMixVI(
         How each arm's copy of a training cell is made: ``"auto"`` (binomial thinning then gene
         dropout of counts, gene dropout for continuous data, none for one arm), ``"thinning"``,
         ``"dropout"``, ``"affine"``, ``"none"``, an :class:`~cplmixvi.augment.Augmenter`, a fitted
-        :class:`~cplmixvi.augment.GenerativeAugmenter` or a list of these (see
+        :class:`~cplmixvi.GenerativeAugmenter` or a list of these (see
         :func:`~cplmixvi.augment.get_augmenter`); :meth:`train` can override it.
     state_encoder
         ``"shared"`` (default): the state posterior ``q(s|x, c)`` reads the hidden layer of the

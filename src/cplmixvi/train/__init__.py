@@ -1,6 +1,7 @@
 """Training plan, schedules, minibatch loading, checkpoints and the fault guard."""
 
 from ._checkpoint import EpochCheckpoint, latest_checkpoint
+from ._generative_plan import GenerativeAugmenterPlan
 from ._guard import NonFiniteLossError, TrainingGuard
 from ._loader import CplMixDataLoader, CplMixDataSplitter, SortedReadDataset, is_distributed
 from ._plan import CplMixTrainingPlan, annealed_temperature
@@ -10,6 +11,7 @@ __all__ = [
     "CplMixDataSplitter",
     "CplMixTrainingPlan",
     "EpochCheckpoint",
+    "GenerativeAugmenterPlan",
     "NonFiniteLossError",
     "SortedReadDataset",
     "TrainingGuard",
