@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import torch
 
+from cplmixvi.train._upstream import extra_metrics_hidden, has_scib_callback, step_logs_written
+
 
 class EpochMetricsMixin:
     """Accumulate a training plan's training metrics and log their epoch values once per epoch.
@@ -27,12 +29,12 @@ class EpochMetricsMixin:
 
     def training_step(self, batch, batch_idx):
         """scvi-tools' training step with the epoch metrics accumulated on the device."""
-        if self.on_step or not self.on_epoch or self._has_scib_callback():
+        if self.on_step or not self.on_epoch or has_scib_callback(self.trainer):
             return super().training_step(batch, batch_idx)
         if "kl_weight" in self.loss_kwargs:
             kl_weight = self.kl_weight
             self.loss_kwargs.update({"kl_weight": kl_weight})
-            if self._step_logs_written():  # scvi-tools logs it at every step
+            if step_logs_written(self.trainer):  # scvi-tools logs it at every step
                 self.log("kl_weight", kl_weight, on_step=True, on_epoch=False)
         loss, n_obs, terms = self._training_terms(batch, self.loss_kwargs)
         self._accumulate(terms, n_obs)
@@ -55,12 +57,8 @@ class EpochMetricsMixin:
         """Log the ELBO as the parent does; keep the extra training metrics for the epoch end."""
         if mode != "train" or self.on_step or not loss_output.extra_metrics:
             return super().compute_and_log_metrics(loss_output, metrics, mode)
-        extra = loss_output.extra_metrics
-        object.__setattr__(loss_output, "extra_metrics", {})
-        try:
+        with extra_metrics_hidden(loss_output):
             super().compute_and_log_metrics(loss_output, metrics, mode)
-        finally:
-            object.__setattr__(loss_output, "extra_metrics", extra)
         n_obs = loss_output.n_obs_minibatch
         self._accumulate(self._scalar_extras(loss_output, n_obs), n_obs)
 
@@ -83,15 +81,6 @@ class EpochMetricsMixin:
                 sums[key] = value.clone() if key not in sums else sums[key] + value
         self.__dict__["_epoch_n_obs"] = self.__dict__.get("_epoch_n_obs", 0) + n_obs
         self.__dict__["_epoch_n_batches"] = self.__dict__.get("_epoch_n_batches", 0) + 1
-
-    def _step_logs_written(self) -> bool:
-        """Whether Lightning writes this step's step-level logs (every ``log_every_n_steps``)."""
-        connector = getattr(self.trainer, "_logger_connector", None)
-        return bool(getattr(connector, "should_update_logs", True) or self.trainer.fast_dev_run)
-
-    def _has_scib_callback(self) -> bool:
-        callbacks = getattr(self.trainer, "callbacks", None) or []
-        return any("Scib" in type(callback).__name__ for callback in callbacks)
 
     def on_train_epoch_end(self) -> None:
         """Log the epoch values of the accumulated metrics under scvi-tools' keys."""

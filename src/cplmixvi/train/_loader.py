@@ -20,8 +20,7 @@ import numpy as np
 import torch
 from lightning.pytorch.strategies import DDPStrategy
 from scvi import settings
-from scvi.dataloaders import DataSplitter
-from scvi.dataloaders._samplers import BatchDistributedSampler
+from scvi.dataloaders import BatchDistributedSampler, DataSplitter
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
 

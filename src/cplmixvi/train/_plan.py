@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable
 
@@ -10,10 +9,7 @@ from scvi.train import TrainingPlan
 
 from cplmixvi.train._compile import FastTrainingMixin
 from cplmixvi.train._epoch_metrics import EpochMetricsMixin
-
-# scvi-tools 1.5 defaults to Adam(fused=True), whose rounding differs from 1.4's Adam; keeping the
-# plain Adam makes a seed give the same model on both versions.
-_HAS_FUSED_OPTION = "fused_optimizer" in inspect.signature(TrainingPlan.__init__).parameters
+from cplmixvi.train._upstream import HAS_FUSED_OPTION
 
 
 def annealed_temperature(epoch: int, n_epochs: int, start: float, end: float) -> float:
@@ -62,7 +58,7 @@ class CplMixTrainingPlan(FastTrainingMixin, EpochMetricsMixin, TrainingPlan):
                 "Need 0 < temperature_end <= temperature_start, got "
                 f"{temperature_end} and {temperature_start}."
             )
-        if _HAS_FUSED_OPTION:
+        if HAS_FUSED_OPTION:
             kwargs.setdefault("fused_optimizer", False)
         super().__init__(module, n_epochs_kl_warmup=n_epochs_kl_warmup, **kwargs)
         self._init_fast(compile, fused_optimizer)
