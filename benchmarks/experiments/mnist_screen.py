@@ -8,9 +8,9 @@ and each arm with the Hungarian accuracy, and appends a row (with the digit-by-c
 
 Usage::
 
-    python benchmarks/mnist_screen.py NAME '{"objective": "info", ...}'
+    python benchmarks/experiments/mnist_screen.py NAME '{"objective": "info", ...}'
         [--stroke '{}'] [--affine '{"strength": 1.5}'] [--n-cells 10000] [--epochs 40]
-    python benchmarks/mnist_screen.py --summary-only
+    python benchmarks/experiments/mnist_screen.py --summary-only
 
 The JSON holds :class:`cplmixvi.CplMixVI` arguments (``n_hidden`` defaults to 256 and
 ``n_state`` to 10); ``--stroke`` adds :class:`~cplmixvi.augment.RandomStrokeWidth` (with these
@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
-MNIST = HERE.parent.parent / "shared" / "data" / "mnist.npz"
-OUT = HERE / "results"
+MNIST = HERE.parent.parent.parent / "shared" / "data" / "mnist.npz"
+OUT = HERE.parent / "results"
 
 
 def fit_and_score(
@@ -112,7 +112,8 @@ def summarise(rows: list[dict]) -> str:
         for row in rows
     )
     parts = [
-        "Single seed (0), 1 torch thread; `python benchmarks/mnist_screen.py` (see its docstring).",
+        "Single seed (0), 1 torch thread; `python benchmarks/experiments/mnist_screen.py` "
+        "(see its docstring).",
         "Rows run by the script's first draft (the same fit and scores, the "
         "arguments of `stroke`/`n_hidden` spelled differently) were parsed from its log (their "
         "`note` in the jsonl); `paper` "

@@ -3,7 +3,9 @@
 Runs the simulator part of ``benchmarks/states.py`` (3 000 cells, 5 types, default slopes) with
 other model settings and prints, for the cells grid, the Hungarian ACC, the mean top-n
 precision of the planted state genes and the mean |Spearman| between the inferred state and the
-planted one. Usage: ``OMP_NUM_THREADS=1 python benchmarks/states_variants.py [NAME ...]``.
+planted one. Usage::
+
+    OMP_NUM_THREADS=1 python benchmarks/experiments/states_variants.py [NAME ...]
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import torch
 
 import cplmixvi
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import states  # noqa: E402
 
 VARIANTS = {  # model arguments; "max_epochs" goes to train()

@@ -19,7 +19,7 @@ back. Writes ``results/plain_loop_<threads>thread.{csv,md}``.
 
 Usage::
 
-    OMP_NUM_THREADS=1 python benchmarks/plain_loop.py --threads 1 --epochs 8 --repeats 3
+    OMP_NUM_THREADS=1 python benchmarks/experiments/plain_loop.py --threads 1 --epochs 8 --repeats 3
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
 
 from throughput import (  # noqa: E402
     CONFIGS,
@@ -145,8 +145,9 @@ def run_variant(variant: str, args) -> dict:
     """One variant in a fresh process (cold inductor cache); its cells/s and epoch times."""
     if variant == "lightning":
         child = argparse.Namespace(threads=args.threads, epochs=args.epochs, profile=False)
-        return run_in_fresh_process(str(HERE.parent / "src"), CONFIG, child)
-    env = {**os.environ, "PYTHONPATH": str(HERE.parent / "src"), "OMP_WAIT_POLICY": "PASSIVE"}
+        return run_in_fresh_process(str(HERE.parent.parent / "src"), CONFIG, child)
+    src = str(HERE.parent.parent / "src")
+    env = {**os.environ, "PYTHONPATH": src, "OMP_WAIT_POLICY": "PASSIVE"}
     env["OMP_NUM_THREADS"] = str(args.threads)  # as throughput.py runs the `lightning` variant
     cmd = [__file__, "--child", variant, "--epochs", str(args.epochs)]
     return run_child_process(cmd + ["--threads", str(args.threads)], env, variant)
@@ -158,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--out", type=Path, default=HERE.parent / "results")
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(run_plain(args.child, args.epochs, args.threads)))

@@ -8,7 +8,7 @@ GFLOP/s (median of repeats). Writes ``results/matmul_bf16_1thread.{csv,md}``.
 
 Usage::
 
-    OMP_NUM_THREADS=1 python benchmarks/matmul_bf16.py
+    OMP_NUM_THREADS=1 python benchmarks/experiments/matmul_bf16.py
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def main() -> None:
     torch.set_num_threads(1)
     rows = [measure(shape, dtype) for shape in SHAPES for dtype in (torch.float32, torch.bfloat16)]
     table = pd.DataFrame(rows)
-    out = HERE / "results"
+    out = HERE.parent / "results"
     out.mkdir(exist_ok=True)
     table.to_csv(out / "matmul_bf16_1thread.csv", index=False)
     totals = table.groupby("dtype")["fwd + bwd ms"].sum()

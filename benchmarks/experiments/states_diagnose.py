@@ -14,7 +14,7 @@ Three checks on ``cplmixvi.data.simulate(n_cells=3000, seed=0)`` (the simulator 
   prior's, and |Spearman| of each state dimension with the planted state. A collapsed state has
   posterior means that hardly move (spread << posterior s.d. ~ prior s.d.).
 
-Usage: ``OMP_NUM_THREADS=1 python benchmarks/states_diagnose.py signal``;
+Usage: ``OMP_NUM_THREADS=1 python benchmarks/experiments/states_diagnose.py signal``;
 ``... fit "{'state_encoder': 'separate'}" "{'plan_kwargs': {'max_kl_weight': 0.25}}"``;
 ``--imbalance 1`` for equal abundances. Results: ``benchmarks/results/states_variants.md``.
 """
