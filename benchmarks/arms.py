@@ -30,6 +30,7 @@ import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from _env import require_bench_extra  # noqa: E402
 from clustering import mean_sd  # noqa: E402
 
 N_TYPES = 44
@@ -130,6 +131,7 @@ def plot(results: pd.DataFrame, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    require_bench_extra()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arms", nargs="+", type=int, default=[1, 2, 3, 5])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])

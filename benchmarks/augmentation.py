@@ -27,9 +27,10 @@ import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from _env import DATA, require_bench_extra  # noqa: E402
 from clustering import mean_sd  # noqa: E402
 
-MOP = HERE.parent.parent / "shared" / "data" / "mop_10x.h5ad"
+MOP = DATA / "mop_10x.h5ad"
 K = 44
 AUGMENTATIONS = ("none", "thinning", "dropout", "thinning+dropout", "generative")
 GENERATIVE_EPOCHS = 15
@@ -121,6 +122,7 @@ def summarise(results: pd.DataFrame) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    require_bench_extra()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--augmentations", nargs="+", default=list(AUGMENTATIONS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])

@@ -20,15 +20,17 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from _env import DATA, require_bench_extra  # noqa: E402
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 HERE = Path(__file__).resolve().parent
-MOP = HERE.parent.parent / "shared" / "data" / "mop_10x.h5ad"
+MOP = DATA / "mop_10x.h5ad"
 AUGMENTATIONS = ("none", "thinning", "dropout", "thinning+dropout", "generative")
 
 
 def main(argv: list[str] | None = None) -> None:
+    require_bench_extra()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)

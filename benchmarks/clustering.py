@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _env import DATA, require_bench_extra  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-DATA = HERE.parent.parent / "shared" / "data"
 DATASETS = {"mop_10x": 44, "pbmc_10x_4k": 8, "worm_neuron": 10, "mouse_bladder": 16}
 CPLMIXVI = {  # method name: constructor arguments besides n_types
     "cplmixvi": {},
@@ -196,6 +196,7 @@ def headline(results: pd.DataFrame) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    require_bench_extra()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--fits", nargs="+", default=list(FITS), choices=list(FITS))

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _env import require_bench_extra  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 CONFIGS = {"default": {}, "paper": {"objective": "paper"}}
@@ -93,6 +94,7 @@ DATASETS_K = ("mop_10x", "pbmc_10x_4k", "worm_neuron", "mouse_bladder")
 
 
 def main(argv: list[str] | None = None) -> None:
+    require_bench_extra()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="mop_10x")
     parser.add_argument("--config", default="default", choices=list(CONFIGS))

@@ -21,6 +21,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import pandas as pd
+from _env import require_bench_extra  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -66,6 +67,7 @@ def run_one(variant: str, threads: int, n_cells: int, n_genes: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
+    require_bench_extra()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--threads", type=int, default=2)

@@ -27,6 +27,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from _env import require_bench_extra  # noqa: E402
 from large_data import simulate_csr  # noqa: E402
 from throughput import CONFIGS, load_mop  # noqa: E402
 
@@ -78,6 +79,7 @@ def train_epochs(adata, layer, model_kwargs, batch_size, epochs, device, precisi
 
 
 def main(argv: list[str] | None = None) -> None:
+    require_bench_extra()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     parser.add_argument("--quick", action="store_true", help="small smoke run")

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _env import require_bench_extra  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -141,6 +142,7 @@ def run_child(path: str, backed: bool, train_size: float, device: str, threads: 
 
 
 def main(argv: list[str] | None = None) -> None:
+    require_bench_extra()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", type=int, default=1_000_000)
     parser.add_argument("--genes", type=int, default=2000)

@@ -39,9 +39,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _env import DATA, require_bench_extra  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-MNIST = HERE.parent.parent / "shared" / "data" / "mnist.npz"
+MNIST = DATA / "mnist.npz"
 # --coupling-objective names (kept for the rows of mnist.csv) -> CplMixVI(objective=...)
 OBJECTIVES = {"aitchison": "paper", "info": "info", "consensus": "consensus"}
 CONFIGS = {
@@ -232,6 +233,7 @@ def summarise(results: pd.DataFrame) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    require_bench_extra()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])

@@ -16,12 +16,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
+from _env import DATA  # noqa: E402
 
 import cplmixvi  # noqa: E402
 from cplmixvi.augment import Compose, RandomAffine, RandomStrokeWidth  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-MNIST = HERE.parent.parent / "shared" / "data" / "mnist.npz"
+MNIST = DATA / "mnist.npz"
 
 
 def main() -> None:

@@ -35,6 +35,7 @@ import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from _env import require_bench_extra  # noqa: E402
 from clustering import DATASETS, load, mean_sd  # noqa: E402
 
 STARTS = ("2x", "auto")
@@ -191,6 +192,7 @@ def plot(rounds: pd.DataFrame, results: pd.DataFrame, name: str, path: Path) -> 
 
 
 def main(argv: list[str] | None = None) -> None:
+    require_bench_extra()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])

@@ -44,6 +44,7 @@ import pandas as pd  # noqa: E402
 import scanpy as sc  # noqa: E402
 import scvi  # noqa: E402
 import torch  # noqa: E402
+from _env import DATA, require_bench_extra  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
 import cplmixvi  # noqa: E402
@@ -51,7 +52,7 @@ import cplmixvi  # noqa: E402
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
 FIGURES = ROOT.parent / "docs" / "figures"
-MOP = ROOT.parent.parent / "shared" / "data" / "mop_10x.h5ad"
+MOP = DATA / "mop_10x.h5ad"
 CALL_LOG2FC, CALL_SPEARMAN, FLAT_RANGE = 1.0, 0.9, 0.5
 QUICK = {}  # --quick: a smoke run of the script (few epochs, fewer cells), not for results
 #: --state-encoder / --kl-warmup: the model setting for state analyses (see the module docstring)
@@ -397,6 +398,7 @@ def overview_figures(adata, mapping) -> None:
 
 
 def main() -> None:
+    require_bench_extra()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", nargs="+", default=["simulator", "mop"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])

@@ -50,8 +50,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from _env import DATA, require_bench_extra  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
-MOP = HERE.parent.parent / "shared" / "data" / "mop_10x.h5ad"
+MOP = DATA / "mop_10x.h5ad"
 REFERENCE = {
     "n_types": 44,
     "n_state": 2,
@@ -240,6 +242,7 @@ def run_child_process(cmd: list[str], env: dict, label: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
+    require_bench_extra()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--src", nargs="+", default=["after=src"], help="name=path pairs")
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS))

@@ -14,11 +14,15 @@ Usage::
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _env import require_bench_extra  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 # (arms, cells, inputs, outputs) of the encoder's first and hidden layers, the decoder's first
@@ -63,6 +67,7 @@ def measure(shape: tuple[int, int, int, int], dtype: torch.dtype) -> dict:
 
 
 def main() -> None:
+    require_bench_extra()
     torch.set_num_threads(1)
     rows = [measure(shape, dtype) for shape in SHAPES for dtype in (torch.float32, torch.bfloat16)]
     table = pd.DataFrame(rows)

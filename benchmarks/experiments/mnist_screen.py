@@ -22,11 +22,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _env import require_bench_extra  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 MNIST = HERE.parent.parent.parent / "shared" / "data" / "mnist.npz"
@@ -130,6 +134,7 @@ def summarise(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    require_bench_extra()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name", nargs="?")
     parser.add_argument("kwargs", nargs="?", default="{}")

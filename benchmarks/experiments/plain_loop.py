@@ -35,6 +35,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from _env import require_bench_extra  # noqa: E402
 from throughput import (  # noqa: E402
     CONFIGS,
     REFERENCE_CELLS_PER_S,
@@ -154,6 +155,7 @@ def run_variant(variant: str, args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
+    require_bench_extra()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1)

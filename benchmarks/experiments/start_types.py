@@ -27,6 +27,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _env import require_bench_extra  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 OUT = HERE.parent / "results" / "type_confusion.md"
@@ -143,6 +146,7 @@ def alternatives(codes: np.ndarray, truth: np.ndarray, k: int, seed: int) -> pd.
 
 
 def main() -> None:
+    require_bench_extra()
     parser = argparse.ArgumentParser()
     parser.add_argument("--dataset", default="pbmc_10x_4k")
     parser.add_argument("--seed", type=int, default=0)

@@ -19,6 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _env import require_bench_extra  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 OUT = HERE.parent / "results" / "type_confusion.md"
@@ -46,6 +49,7 @@ def recall_table(truth: np.ndarray, labels: dict[str, np.ndarray]) -> pd.DataFra
 
 
 def main() -> None:
+    require_bench_extra()
     parser = argparse.ArgumentParser()
     parser.add_argument("--dataset", default="pbmc_10x_4k")
     parser.add_argument("--seed", type=int, default=0)

@@ -25,6 +25,9 @@ from pathlib import Path
 
 from _children import run_children
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _env import require_bench_extra  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 OUT = HERE.parent / "results" / "type_test.jsonl"
 QUIET = {"accelerator": "cpu", "enable_progress_bar": False, "enable_model_summary": False}
@@ -122,6 +125,7 @@ def table() -> str:
 
 
 def main() -> None:
+    require_bench_extra()
     parser = argparse.ArgumentParser()
     parser.add_argument("--datasets", nargs="+", default=SETS)
     parser.add_argument("--starts", nargs="+", default=["2x", "auto"])
