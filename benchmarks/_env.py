@@ -1,4 +1,5 @@
-"""What every benchmark shares: where the data are, and the check of the ``bench`` extra.
+"""What every benchmark shares: where the data are, the check of the ``bench`` extra, and the
+runner of fits in fresh processes.
 
 Scripts in this folder import it directly (``python benchmarks/NAME.py`` puts the folder on
 ``sys.path``); experiments in ``benchmarks/experiments/`` add the folder first.
@@ -7,6 +8,10 @@ Scripts in this folder import it directly (``python benchmarks/NAME.py`` puts th
 from __future__ import annotations
 
 import importlib.util
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
 from pathlib import Path
 
 #: the shared, read-only real data sets (``../shared/data`` beside the repository)
@@ -24,3 +29,17 @@ def require_bench_extra() -> None:
             'first: pip install -e ".[bench]" (or bash scripts/test.sh, then .venv/bin/pip '
             'install -e ".[bench]").'
         )
+
+
+def in_fresh_processes(calls: list[tuple[Callable, tuple]], jobs: int = 1) -> Iterator:
+    """Run ``function(*args)`` for each ``(function, args)`` of ``calls``, each in a process of
+    its own (spawned; its peak memory and thread pools are its own), ``jobs`` at a time, with
+    ``OMP_WAIT_POLICY=PASSIVE`` (busy processes side by side otherwise slow each other ~40x).
+    Yields the results as the calls end (in order with ``jobs=1``). The functions set their own
+    torch threads."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    context = get_context("spawn")
+    with ProcessPoolExecutor(jobs, mp_context=context, max_tasks_per_child=1) as pool:
+        futures = [pool.submit(function, *args) for function, args in calls]
+        for future in as_completed(futures):
+            yield future.result()

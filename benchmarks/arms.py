@@ -21,8 +21,6 @@ import argparse
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +28,7 @@ import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _env import require_bench_extra  # noqa: E402
+from _env import in_fresh_processes, require_bench_extra  # noqa: E402
 from clustering import mean_sd  # noqa: E402
 
 N_TYPES = 44
@@ -143,16 +141,16 @@ def main(argv: list[str] | None = None) -> None:
     csv = args.out / "arms.csv"
     rows = pd.read_csv(csv).to_dict("records") if args.resume and csv.exists() else []
     done = {(row["n_arms"], row["seed"]) for row in rows}
-    ctx = get_context("spawn")
-    for seed in args.seeds:
-        for n_arms in args.arms:
-            if (n_arms, seed) in done:
-                continue
-            with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
-                row = pool.submit(run_one, n_arms, seed, args.threads).result()
-            rows.append(row)
-            print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()})
-            pd.DataFrame(rows).to_csv(csv, index=False)
+    calls = [
+        (run_one, (n_arms, seed, args.threads))
+        for seed in args.seeds
+        for n_arms in args.arms
+        if (n_arms, seed) not in done
+    ]
+    for row in in_fresh_processes(calls):
+        rows.append(row)
+        print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()})
+        pd.DataFrame(rows).to_csv(csv, index=False)
     results = pd.DataFrame(rows)
     (args.out / "arms.md").write_text(summarise(results) + "\n")
     plot(results, args.out / "arms.png")

@@ -18,8 +18,6 @@ import argparse
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +25,7 @@ import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _env import DATA, require_bench_extra  # noqa: E402
+from _env import DATA, in_fresh_processes, require_bench_extra  # noqa: E402
 from clustering import mean_sd  # noqa: E402
 
 MOP = DATA / "mop_10x.h5ad"
@@ -134,16 +132,16 @@ def main(argv: list[str] | None = None) -> None:
     csv = args.out / "augmentation.csv"
     rows = pd.read_csv(csv).to_dict("records") if args.resume and csv.exists() else []
     done = {(row["augmentation"], row["seed"]) for row in rows}
-    ctx = get_context("spawn")
-    for seed in args.seeds:
-        for augmentation in args.augmentations:
-            if (augmentation, seed) in done:
-                continue
-            with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
-                row = pool.submit(run_one, augmentation, seed, args.threads).result()
-            rows.append(row)
-            print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()})
-            pd.DataFrame(rows).to_csv(csv, index=False)
+    calls = [
+        (run_one, (augmentation, seed, args.threads))
+        for seed in args.seeds
+        for augmentation in args.augmentations
+        if (augmentation, seed) not in done
+    ]
+    for row in in_fresh_processes(calls):
+        rows.append(row)
+        print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()})
+        pd.DataFrame(rows).to_csv(csv, index=False)
     results = pd.DataFrame(rows)
     (args.out / "augmentation.md").write_text(summarise(results) + "\n")
     print(summarise(results))

@@ -16,12 +16,10 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 import pandas as pd
-from _env import require_bench_extra  # noqa: E402
+from _env import in_fresh_processes, require_bench_extra  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -76,11 +74,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args(argv)
     rows = []
-    for variant in args.variants:
-        with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
-            job = pool.submit(run_one, variant, args.threads, args.n_cells, args.n_genes)
-            rows.append(job.result())
-        print(rows[-1])
+    calls = [(run_one, (v, args.threads, args.n_cells, args.n_genes)) for v in args.variants]
+    for row in in_fresh_processes(calls):
+        rows.append(row)
+        print(row)
     table = pd.DataFrame(rows).to_markdown(index=False)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "fit_time.md").write_text(table + "\n")

@@ -33,13 +33,11 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _env import DATA, require_bench_extra  # noqa: E402
+from _env import DATA, in_fresh_processes, require_bench_extra  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 MNIST = DATA / "mnist.npz"
@@ -296,16 +294,16 @@ def main(argv: list[str] | None = None) -> None:
     csv = args.out / f"{args.name}.csv"
     rows = pd.read_csv(csv).to_dict("records") if csv.exists() else []
     done = {(row["tag"], row["config"], row["seed"]) for row in rows}
-    ctx = get_context("spawn")
-    for seed in args.seeds:
-        for config in args.configs:
-            if (args.tag, config, seed) in done:
-                continue
-            with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
-                row = pool.submit(run_one, config, seed, settings).result()
-            rows.append(row)
-            print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()})
-            pd.DataFrame(rows).to_csv(csv, index=False)
+    calls = [
+        (run_one, (config, seed, settings))
+        for seed in args.seeds
+        for config in args.configs
+        if (args.tag, config, seed) not in done
+    ]
+    for row in in_fresh_processes(calls):
+        rows.append(row)
+        print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()})
+        pd.DataFrame(rows).to_csv(csv, index=False)
     (args.out / f"{args.name}.md").write_text(summarise(pd.DataFrame(rows)) + "\n")
     print(summarise(pd.DataFrame(rows)))
 

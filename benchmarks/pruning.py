@@ -26,8 +26,6 @@ import json
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +33,7 @@ import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _env import require_bench_extra  # noqa: E402
+from _env import in_fresh_processes, require_bench_extra  # noqa: E402
 from clustering import DATASETS, load, mean_sd  # noqa: E402
 
 STARTS = ("2x", "auto")
@@ -220,19 +218,12 @@ def main(argv: list[str] | None = None) -> None:
         for d in args.datasets
         if (d, start, s) not in done
     ]
-    with ProcessPoolExecutor(
-        args.jobs, mp_context=get_context("spawn"), max_tasks_per_child=1
-    ) as pool:
-        futures = [pool.submit(job, *job_args) for job, job_args in jobs]
-        for future in as_completed(futures):
-            row, fit_rounds = future.result()
-            rows.append(row)
-            rounds.extend(fit_rounds)
-            print(
-                json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()})
-            )
-            pd.DataFrame(rows).to_csv(csv, index=False)
-            pd.DataFrame(rounds).to_csv(rounds_csv, index=False)
+    for row, fit_rounds in in_fresh_processes(jobs, args.jobs):
+        rows.append(row)
+        rounds.extend(fit_rounds)
+        print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}))
+        pd.DataFrame(rows).to_csv(csv, index=False)
+        pd.DataFrame(rounds).to_csv(rounds_csv, index=False)
     results = pd.DataFrame(rows + true_k_rows(args.seeds))
     (args.out / "pruning.md").write_text(summarise(results) + "\n")
     FIGURES.mkdir(parents=True, exist_ok=True)

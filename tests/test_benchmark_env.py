@@ -24,3 +24,19 @@ def test_a_missing_bench_extra_stops_before_any_work(env, monkeypatch):
     monkeypatch.setattr(env, "BENCH_MODULES", ("no_such_module_here",))
     with pytest.raises(SystemExit, match=r"\['no_such_module_here'\].*pip install -e"):
         env.require_bench_extra()
+
+
+def _child_facts(value):
+    import os
+
+    return value * 2, os.getpid(), os.environ.get("OMP_WAIT_POLICY")
+
+
+def test_fresh_processes_run_every_call_apart_with_passive_waiting(env):
+    import os
+
+    results = sorted(env.in_fresh_processes([(_child_facts, (i,)) for i in range(3)], jobs=2))
+    assert [doubled for doubled, _, _ in results] == [0, 2, 4]
+    pids = {pid for _, pid, _ in results}
+    assert len(pids) == 3 and os.getpid() not in pids  # one fresh process per call
+    assert {policy for _, _, policy in results} == {os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
