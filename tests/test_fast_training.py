@@ -18,12 +18,12 @@ from cplmixvi import CplMixVI
 from cplmixvi.augment import BinomialThinning, GeneDropout
 from cplmixvi.module import CplMixVAE
 from cplmixvi.nn import ArmBatchNorm, gaussian_nll, gumbel_softmax, normal_kl
-from cplmixvi.nn._fast import _GaussianNLL
-from cplmixvi.nn._random import bits_to_uniform, hashed_bits, hashed_uniform
 from cplmixvi.train import CplMixTrainingPlan
 from cplmixvi.train._allocator import retain_freed_memory
 from cplmixvi.train._compile import INDUCTOR_OPTIONS
+from cplmixvi.train._compiled_forms import GaussianNLL, arm_batch_norm
 from cplmixvi.train._epoch_metrics import EpochMetricsMixin
+from cplmixvi.train._random import bits_to_uniform, hashed_bits, hashed_uniform
 
 
 def _trained_norm(training: bool) -> ArmBatchNorm:
@@ -41,7 +41,7 @@ def test_arm_major_batch_norm_matches_native(training):
     native, arm_major = _trained_norm(training), _trained_norm(training)
     x = torch.randn(2, 40, 5) * 2 - 1
     np.testing.assert_allclose(
-        arm_major._forward_arm_major(x).detach().numpy(), native(x).detach().numpy(), atol=1e-5
+        arm_batch_norm(arm_major.bn, x).detach().numpy(), native(x).detach().numpy(), atol=1e-5
     )
     for name in ("running_mean", "running_var", "num_batches_tracked"):
         np.testing.assert_allclose(
@@ -129,9 +129,9 @@ def test_gaussian_nll_backward_is_autograd_s():
     x = torch.randn(7, 6, dtype=torch.double, requires_grad=True)  # shared by the arms
     mean = torch.randn(3, 7, 6, dtype=torch.double, requires_grad=True)
     log_std = (0.3 * torch.randn(3, 1, 6, dtype=torch.double)).requires_grad_()
-    assert torch.autograd.gradcheck(_GaussianNLL.apply, (x, mean, log_std))
+    assert torch.autograd.gradcheck(GaussianNLL.apply, (x, mean, log_std))
     np.testing.assert_allclose(
-        _GaussianNLL.apply(x, mean, log_std).detach(), gaussian_nll(x, mean, log_std).detach()
+        GaussianNLL.apply(x, mean, log_std).detach(), gaussian_nll(x, mean, log_std).detach()
     )
 
 
@@ -140,7 +140,7 @@ def test_gaussian_nll_keeps_the_residual_in_the_output_precision():
     x = torch.randn(50, 20)
     mean = torch.randn(2, 50, 20).bfloat16().requires_grad_()
     log_std = torch.zeros(2, 1, 20, requires_grad=True)
-    _GaussianNLL.apply(x, mean, log_std).sum().backward()
+    GaussianNLL.apply(x, mean, log_std).sum().backward()
     fast = mean.grad.clone(), log_std.grad.clone()
     mean.grad = log_std.grad = None
     gaussian_nll(x, mean.float(), log_std).sum().backward()
@@ -262,3 +262,41 @@ def test_epoch_logging_gives_scvi_tools_history_values(adata, monkeypatch):
     # logged only where Lightning writes step logs: the same rows as logging at every step
     assert lean["kl_weight"].index.equals(scvi_tools["kl_weight"].index)
     assert len(lean["kl_weight"]) >= 1
+
+
+def test_every_compiled_formulation_is_registered_and_used_only_when_compiling():
+    from cplmixvi.nn._dispatch import _COMPILED, formulation
+
+    names = {"arm_linear", "arm_batch_norm", "gaussian_nll", "gumbel_softmax", "binomial"}
+    assert set(_COMPILED) == names | {"dropout_keep"}
+
+    def eager():
+        return "eager"
+
+    assert all(formulation(name, eager) is eager for name in _COMPILED)
+
+
+def test_compiled_formulations_agree_with_eager_in_distribution():
+    from cplmixvi.augment._counts import _dropout_keep
+    from cplmixvi.nn._arm_layers import _affine
+    from cplmixvi.nn._fast import _torch_gumbel_softmax
+    from cplmixvi.train import _compiled_forms as forms
+
+    torch.manual_seed(0)
+    x, w, b = torch.randn(2, 7, 5), torch.randn(2, 5, 3), torch.randn(2, 1, 3)
+    torch.testing.assert_close(forms.arm_linear(x, w, b), _affine(x, w, b))
+    # Gumbel-softmax: how often each category is the sample's argmax is softmax(logits)
+    logits = torch.tensor([0.5, -1.0, 2.0, 0.0]).expand(40_000, 4)
+    expected = torch.softmax(logits[0], -1)
+    for sample in (forms.gumbel_softmax, _torch_gumbel_softmax):
+        freq = torch.bincount(sample(logits, 0.5).argmax(-1), minlength=4) / 40_000
+        torch.testing.assert_close(freq, expected, atol=0.01, rtol=0)
+    # gene dropout keeps 1 - strength of the entries
+    ones = torch.ones(200, 500)
+    for keep in (forms.dropout_keep, _dropout_keep):
+        assert abs(keep(ones, 0.3).float().mean().item() - 0.7) < 0.005
+    # binomial thinning: the custom operator is torch.binomial
+    counts, prob = torch.full((50_000,), 20.0), torch.full((50_000,), 0.25)
+    for draw in (forms.binomial, torch.binomial):
+        thinned = draw(counts, prob)
+        assert abs(thinned.mean().item() - 5.0) < 0.05 and abs(thinned.var().item() - 3.75) < 0.15

@@ -13,7 +13,7 @@ from os import PathLike
 
 import torch
 
-from cplmixvi.nn import N_BITS, hashed_bits
+from cplmixvi.nn._dispatch import formulation
 
 
 class Augmenter:
@@ -63,22 +63,6 @@ def _check_strength(name: str, value: float, upper: float = 1.0) -> float:
     return float(value)
 
 
-@torch.library.custom_op("cplmixvi::binomial", mutates_args=())
-def _compiled_binomial(count: torch.Tensor, prob: torch.Tensor) -> torch.Tensor:
-    """``torch.binomial`` as an opaque operator, so that ``torch.compile`` keeps one graph.
-
-    ``aten.binomial`` has no fake-tensor kernel for symbolic sizes, which the compiled training
-    step gets once the minibatch size has changed (the last minibatch of an epoch). Without this
-    wrapper the step then breaks into many graphs at the thinning, each compiled again.
-    """
-    return torch.binomial(count, prob)
-
-
-@_compiled_binomial.register_fake
-def _(count: torch.Tensor, prob: torch.Tensor) -> torch.Tensor:
-    return torch.empty_like(count)
-
-
 class BinomialThinning(Augmenter):
     """Downsample UMIs: each count is kept with probability ``p`` drawn per copy and cell.
 
@@ -99,7 +83,7 @@ class BinomialThinning(Augmenter):
 
     def augment(self, x: torch.Tensor) -> torch.Tensor:
         keep = 1.0 - self.strength * torch.rand(*x.shape[:-1], 1, device=x.device, dtype=x.dtype)
-        binomial = _compiled_binomial if torch.compiler.is_compiling() else torch.binomial
+        binomial = formulation("binomial", torch.binomial)
         return binomial(x.contiguous(), keep.expand_as(x).contiguous())
 
 
@@ -108,7 +92,7 @@ class GeneDropout(Augmenter):
 
     Zeros stay zero and integers stay integers; ``strength=0`` is the identity. Under
     ``torch.compile`` the mask comes from counter-based random bits
-    (:func:`~cplmixvi.nn.hashed_bits`), which the compiler fuses into the product; the
+    (``train/_compiled_forms.py``), which the compiler fuses into the product; the
     rate is then rounded to a multiple of ``2^-24``.
 
     Parameters
@@ -128,10 +112,7 @@ class GeneDropout(Augmenter):
         return self.strength
 
     def augment(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.compiler.is_compiling():
-            return x * (hashed_bits(x.shape, x.device) >= round(self.strength * 2**N_BITS))
-        keep = torch.rand(x.shape, device=x.device) >= self.strength
-        return x * keep
+        return x * formulation("dropout_keep", _dropout_keep)(x, self.strength)
 
 
 class Identity(Augmenter):
@@ -139,3 +120,8 @@ class Identity(Augmenter):
 
     def augment(self, x: torch.Tensor) -> torch.Tensor:
         return x
+
+
+def _dropout_keep(x: torch.Tensor, strength: float) -> torch.Tensor:
+    """Which entries of ``x`` a gene dropout keeps: each with probability ``1 - strength``."""
+    return torch.rand(x.shape, device=x.device) >= strength

@@ -5,18 +5,15 @@ from ._consensus import consensus_kl, sharpened_target
 from ._coupling import perturbed_aitchison_sq
 from ._fast import gaussian_nll, gumbel_softmax, normal_kl
 from ._information import information_coupling, marginal_entropy
-from ._random import N_BITS, hashed_bits
 from ._transforms import log_normalise
 
 __all__ = [
-    "N_BITS",
     "ArmBatchNorm",
     "ArmLinear",
     "ArmMLP",
     "consensus_kl",
     "gaussian_nll",
     "gumbel_softmax",
-    "hashed_bits",
     "normal_kl",
     "information_coupling",
     "log_normalise",

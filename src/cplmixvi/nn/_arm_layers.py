@@ -11,6 +11,8 @@ import math
 import torch
 from torch import nn
 
+from cplmixvi.nn._dispatch import formulation
+
 
 class ArmLinear(nn.Module):
     """``A`` independent affine maps applied in one batched call.
@@ -42,10 +44,7 @@ class ArmLinear(nn.Module):
 
     def forward(self, x: torch.Tensor, cat: torch.Tensor | None = None) -> torch.Tensor:
         """Map ``x`` of shape ``(A, B, n_in)`` to ``(A, B, n_out)``; ``cat`` holds ``B`` codes."""
-        if torch.compiler.is_compiling():  # the bias add fuses into the consumer's loop
-            out = torch.bmm(x, self.weight) + self.bias
-        else:  # baddbmm first copies the bias into the whole output
-            out = torch.baddbmm(self.bias, x, self.weight)
+        out = formulation("arm_linear", _affine)(x, self.weight, self.bias)
         if self.cat_weight is not None and cat is not None:
             out = out + self.cat_weight[:, cat.reshape(-1).long()]
         return out
@@ -60,38 +59,7 @@ class ArmBatchNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalise ``x`` of shape ``(A, B, F)`` over the cells of the minibatch."""
-        if torch.compiler.is_compiling():
-            return self._forward_arm_major(x)
-        n_arms, n_cells, n_feat = x.shape
-        flat = x.transpose(0, 1).reshape(n_cells, n_arms * n_feat)
-        return self.bn(flat).reshape(n_cells, n_arms, n_feat).transpose(0, 1)
-
-    def _forward_arm_major(self, x: torch.Tensor) -> torch.Tensor:
-        """The same batch norm written on ``(A, B, F)`` directly, for ``torch.compile``.
-
-        The ``(B, A * F)`` view that the native kernel needs becomes index arithmetic with
-        scalar gathers in inductor's CPU code (several times slower than eager); reducing
-        over dimension 1 keeps every loop contiguous. The statistics come from one Welford
-        pass (:func:`torch.var_mean`) and the normalisation is one multiply-add per entry. Same
-        statistics and running-average updates as :class:`torch.nn.BatchNorm1d`.
-        """
-        bn, (n_arms, n_cells, n_feat) = self.bn, x.shape
-        x = x.float()  # statistics in fp32 also under bf16 autocast (as the native kernel)
-        weight = bn.weight.view(n_arms, 1, n_feat)
-        bias = bn.bias.view(n_arms, 1, n_feat)
-        if not (self.training or bn.running_mean is None):
-            mean = bn.running_mean.view(n_arms, 1, n_feat)
-            var = bn.running_var.view(n_arms, 1, n_feat)
-            return (x - mean) * torch.rsqrt(var + bn.eps) * weight + bias
-        var, mean = torch.var_mean(x, 1, keepdim=True, correction=0)  # one Welford pass
-        if bn.running_mean is not None:
-            with torch.no_grad():
-                unbiased = var * (n_cells / max(n_cells - 1, 1))
-                bn.running_mean.lerp_(mean.reshape(-1), bn.momentum)
-                bn.running_var.lerp_(unbiased.reshape(-1), bn.momentum)
-                bn.num_batches_tracked.add_(1)
-        scale = torch.rsqrt(var + bn.eps) * weight
-        return x * scale + (bias - mean * scale)
+        return formulation("arm_batch_norm", _native_batch_norm)(self.bn, x)
 
 
 class ArmMLP(nn.Module):
@@ -146,3 +114,15 @@ class ArmMLP(nn.Module):
             if dropout:
                 x = self.dropout(x)
         return x
+
+
+def _affine(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``x @ weight + bias`` per arm (``baddbmm`` writes the bias first, then the product)."""
+    return torch.baddbmm(bias, x, weight)
+
+
+def _native_batch_norm(bn: nn.BatchNorm1d, x: torch.Tensor) -> torch.Tensor:
+    """Batch norm of ``(A, B, F)`` through the native kernel on its ``(B, A * F)`` view."""
+    n_arms, n_cells, n_feat = x.shape
+    flat = x.transpose(0, 1).reshape(n_cells, n_arms * n_feat)
+    return bn(flat).reshape(n_cells, n_arms, n_feat).transpose(0, 1)

@@ -12,7 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from cplmixvi.nn._random import hashed_uniform
+from cplmixvi.nn._dispatch import formulation
 
 
 def gaussian_nll(x: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
@@ -29,46 +29,13 @@ def gaussian_nll(x: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> 
     -------
     Tensor of shape ``(..., B)``.
     """
-    if torch.compiler.is_compiling():
-        return _GaussianNLL.apply(x, mean, log_std)
+    return formulation("gaussian_nll", _gaussian_nll)(x, mean, log_std)
+
+
+def _gaussian_nll(x: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
     z = (x - mean) * torch.exp(-log_std)
     constant = log_std.sum(-1) + 0.5 * x.shape[-1] * math.log(2 * math.pi)
     return 0.5 * z.square().sum(-1) + constant
-
-
-class _GaussianNLL(torch.autograd.Function):
-    """:func:`gaussian_nll` with a hand-written backward pass, for ``torch.compile``.
-
-    The forward pass keeps only the standardised residual ``z = (x - mean) / std``, in the
-    precision of ``mean`` (bfloat16 under bf16 autocast, where the gradient reaching the
-    output layer is bfloat16 anyway), and the backward pass reads it once:
-    ``d mean = -g z / std`` and ``d log_std = sum_cells g (1 - z^2)``. Autograd's own graph
-    saves the residual in float32 and reads it in several passes.
-    """
-
-    @staticmethod
-    def forward(ctx, x, mean, log_std):
-        inv_std = torch.exp(-log_std)
-        z = (x - mean) * inv_std
-        ctx.save_for_backward(z.to(mean.dtype), inv_std)
-        ctx.shapes = (x.shape, mean.shape, log_std.shape)
-        constant = log_std.sum(-1) + 0.5 * x.shape[-1] * math.log(2 * math.pi)
-        return 0.5 * z.square().sum(-1) + constant
-
-    @staticmethod
-    def backward(ctx, grad):
-        z, inv_std = ctx.saved_tensors
-        x_shape, mean_shape, log_std_shape = ctx.shapes
-        g = grad.unsqueeze(-1)
-        z = z.float()
-        grad_x = grad_mean = grad_log_std = None
-        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
-            dx = g * z * inv_std
-            grad_x = dx.sum_to_size(x_shape) if ctx.needs_input_grad[0] else None
-            grad_mean = (-dx).sum_to_size(mean_shape) if ctx.needs_input_grad[1] else None
-        if ctx.needs_input_grad[2]:
-            grad_log_std = (g * (1.0 - z.square())).sum_to_size(log_std_shape)
-        return grad_x, grad_mean, grad_log_std
 
 
 def normal_kl(
@@ -87,12 +54,12 @@ def normal_kl(
 def gumbel_softmax(logits: torch.Tensor, tau: torch.Tensor | float) -> torch.Tensor:
     """Relaxed one-hot sample ``softmax((logits + g) / tau)``, ``g`` standard Gumbel noise.
 
-    Eager: :func:`torch.nn.functional.gumbel_softmax` (``hard=False``), the same numbers.
-    Under ``torch.compile`` the noise is ``-log(-log(u))`` of counter-based uniforms
-    (:func:`~cplmixvi.nn._random.hashed_uniform`), which the compiler fuses into the softmax
-    (the same distribution, another stream).
+    :func:`torch.nn.functional.gumbel_softmax` (``hard=False``), the same numbers; the compiled
+    training step draws the noise from counter-based uniforms instead (the same distribution,
+    another stream; ``train/_compiled_forms.py``).
     """
-    if not torch.compiler.is_compiling():
-        return F.gumbel_softmax(logits, tau=tau, hard=False)
-    gumbels = -torch.log(-torch.log(hashed_uniform(logits.shape, logits.device)))
-    return torch.softmax((logits + gumbels) / tau, dim=-1)
+    return formulation("gumbel_softmax", _torch_gumbel_softmax)(logits, tau)
+
+
+def _torch_gumbel_softmax(logits: torch.Tensor, tau: torch.Tensor | float) -> torch.Tensor:
+    return F.gumbel_softmax(logits, tau=tau, hard=False)

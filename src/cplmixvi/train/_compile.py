@@ -9,14 +9,14 @@ uses the single-kernel ``Adam(fused=True)``. The compiled function returns only 
 the scalars logged for the epoch, so the per-arm copies and reconstructions are never written
 out unless the backward pass needs them. Validation and inference stay eager.
 
-Compile-only code paths make the fused loops cheaper (eager training is unchanged):
+Compile-only formulations make the fused loops cheaper (eager training is unchanged); all are
+in :mod:`cplmixvi.train._compiled_forms`:
 
 - gene-dropout masks and Gumbel noise come from counter-based random bits
-  (:mod:`cplmixvi.nn._random`) that are computed inside the fused loops instead of drawn into
+  (:mod:`cplmixvi.train._random`) that are computed inside the fused loops instead of drawn into
   memory, from one key per call drawn from torch's generator;
-- the Gaussian likelihood has a hand-written backward pass (:func:`cplmixvi.nn.gaussian_nll`),
-  batch norm takes its statistics in one pass (:class:`cplmixvi.nn.ArmBatchNorm`) and linear
-  layers add their bias in the consumer's loop (:class:`cplmixvi.nn.ArmLinear`);
+- the Gaussian likelihood has a hand-written backward pass, batch norm takes its statistics in
+  one pass on the arm-major layout and linear layers add their bias in the consumer's loop;
 - the process keeps freed memory in its heap (:mod:`cplmixvi.train._allocator`), so that the
   step's megabyte-sized tensors reuse pages instead of being mapped and zeroed again.
 
@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import torch
 
+from cplmixvi.train import _compiled_forms  # noqa: F401 (registers the compiled formulations)
 from cplmixvi.train._allocator import retain_freed_memory
 
 #: inductor settings of the compiled step (see the module docstring)
