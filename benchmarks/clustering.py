@@ -22,13 +22,11 @@ import os
 import resource
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _env import DATA, require_bench_extra  # noqa: E402
+from _env import DATA, in_fresh_processes, require_bench_extra  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 DATASETS = {"mop_10x": 44, "pbmc_10x_4k": 8, "worm_neuron": 10, "mouse_bladder": 16}
@@ -219,14 +217,12 @@ def main(argv: list[str] | None = None) -> None:
         for fit_name in args.fits
         if not all((name, method, seed) in done for method in FITS[fit_name])
     ]
-    ctx = get_context("spawn")
-    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=ctx, max_tasks_per_child=1) as pool:
-        futures = [pool.submit(run_one, *job, args.threads) for job in todo]
-        for future in as_completed(futures):
-            for row in future.result():
-                rows.append(row)
-                print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()})
-            pd.DataFrame(rows).to_csv(csv, index=False)
+    calls = [(run_one, (*job, args.threads)) for job in todo]
+    for fit_rows in in_fresh_processes(calls, args.jobs):
+        for row in fit_rows:
+            rows.append(row)
+            print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()})
+        pd.DataFrame(rows).to_csv(csv, index=False)
     results = pd.DataFrame(rows)
     (args.out / "clustering.md").write_text(summarise(results) + "\n")
     (args.out / "clustering_headline.md").write_text(headline(results) + "\n")
