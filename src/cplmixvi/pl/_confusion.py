@@ -11,10 +11,11 @@ from anndata import AnnData
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from cplmixvi.pl._utils import finish, new_figure
+from cplmixvi.pl._utils import finish, new_figure, show_params
 from cplmixvi.tl import confusion_table
 
 
+@show_params
 def confusion(
     adata: AnnData,
     type_key: str = "cplmixvi_type",
@@ -48,11 +49,7 @@ def confusion(
         Axes to draw into; a new figure sized to the table by default.
     cmap
         Colour map.
-    show
-        Show the figure and return ``None``; ``None`` follows ``scanpy.settings.autoshow``
-        (true by default, so notebooks display the plot without further code).
-    return_fig
-        Return the :class:`~matplotlib.figure.Figure` instead (not shown).
+    %(show_params)s
 
     Returns
     -------

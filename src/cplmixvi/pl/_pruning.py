@@ -6,10 +6,11 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from cplmixvi.pl._utils import finish, new_figure
+from cplmixvi.pl._utils import finish, new_figure, show_params
 from cplmixvi.tl import pruning_history
 
 
+@show_params
 def pruning_curve(
     source,
     threshold: float | None = 0.5,
@@ -44,11 +45,7 @@ def pruning_curve(
         Axes to draw on; a new figure when ``None``.
     key_prefix
         Prefix the results were written with (AnnData only).
-    show
-        Show the figure and return ``None``; ``None`` follows ``scanpy.settings.autoshow``
-        (true by default, so notebooks display the plot without further code).
-    return_fig
-        Return the :class:`~matplotlib.figure.Figure` instead (not shown).
+    %(show_params)s
 
     Returns
     -------

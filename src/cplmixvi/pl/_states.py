@@ -11,9 +11,10 @@ from anndata import AnnData
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from cplmixvi.pl._utils import finish, new_figure
+from cplmixvi.pl._utils import finish, new_figure, show_params
 
 
+@show_params
 def state_distributions(
     adata: AnnData,
     type_key: str = "cplmixvi_type",
@@ -44,11 +45,7 @@ def state_distributions(
         Optional ``{type: tick label}`` (e.g. the matched reference labels).
     min_cells
         Smallest type drawn when ``types`` is ``None``.
-    show
-        Show the figure and return ``None``; ``None`` follows ``scanpy.settings.autoshow``
-        (true by default, so notebooks display the plot without further code).
-    return_fig
-        Return the :class:`~matplotlib.figure.Figure` instead (not shown).
+    %(show_params)s
 
     Returns
     -------

@@ -10,11 +10,12 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from cplmixvi.pl._utils import finish, new_figure
+from cplmixvi.pl._utils import finish, new_figure, show_params
 
 GeneSets = Sequence[str] | Mapping[str, Sequence[str]]
 
 
+@show_params
 def traversal_heatmap(
     traversal: pd.DataFrame,
     genes: GeneSets | None = None,
@@ -59,11 +60,7 @@ def traversal_heatmap(
         Colour limit in log2 fold change; default the largest absolute change (at least 0.5).
     cmap
         Diverging colour map.
-    show
-        Show the figure and return ``None``; ``None`` follows ``scanpy.settings.autoshow``
-        (true by default, so notebooks display the plot without further code).
-    return_fig
-        Return the :class:`~matplotlib.figure.Figure` instead (not shown).
+    %(show_params)s
 
     Returns
     -------

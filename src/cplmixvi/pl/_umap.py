@@ -10,11 +10,12 @@ from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
 from cplmixvi.metrics import hungarian_mapping
-from cplmixvi.pl._utils import finish, new_figure
+from cplmixvi.pl._utils import finish, new_figure, show_params
 
 _SPARE = ("#7f7f7f", "#bcbd22", "#17becf", "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5")
 
 
+@show_params
 def types_umap(
     adata: AnnData,
     labels_key: str | None = None,
@@ -42,11 +43,7 @@ def types_umap(
         Prefix the results were written with.
     basis
         The ``key_added`` of :func:`cplmixvi.tl.types_umap`.
-    show
-        Show the figure and return ``None``; ``None`` follows ``scanpy.settings.autoshow``
-        (true by default, so notebooks display the plot without further code).
-    return_fig
-        Return the :class:`~matplotlib.figure.Figure` instead (not shown).
+    %(show_params)s
 
     Returns
     -------
