@@ -8,6 +8,8 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from cplmixvi.metrics import category_agreement
+
 logger = logging.getLogger(__name__)
 
 
@@ -98,8 +100,6 @@ def prune_types(
     agreement, epochs, n_rounds)`` is called after each round and its fine-tuning (e.g. to write a
     checkpoint); ``start``, such a call's arguments, continues from that point.
     """
-    from cplmixvi.tl import category_agreement  # tl reads models; imported late to avoid cycles
-
     module = model.module
     rows, agreement, epochs, n_rounds = _previous(model) if start is None else start
     limit = np.inf if max_rounds is None else max_rounds
