@@ -1,5 +1,5 @@
-"""What every benchmark shares: where the data are, the check of the ``bench`` extra, and the
-runner of fits in fresh processes.
+"""What every benchmark shares: where the data are, the check of the ``bench`` extra, the
+runner of fits in fresh processes and the writer of their rows.
 
 Scripts in this folder import it directly (``python benchmarks/NAME.py`` puts the folder on
 ``sys.path``); experiments in ``benchmarks/experiments/`` add the folder first.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
@@ -43,3 +43,15 @@ def in_fresh_processes(calls: list[tuple[Callable, tuple]], jobs: int = 1) -> It
         futures = [pool.submit(function, *args) for function, args in calls]
         for future in as_completed(futures):
             yield future.result()
+
+
+def record(results: Iterable[dict], rows: list[dict], csv: Path, digits: int = 3) -> list[dict]:
+    """Append each result row to ``rows``, print it (floats rounded to ``digits``) and rewrite
+    ``csv`` with every row so far, so that an interrupted run keeps its finished fits."""
+    import pandas as pd
+
+    for row in results:
+        rows.append(row)
+        print({k: (round(v, digits) if isinstance(v, float) else v) for k, v in row.items()})
+        pd.DataFrame(rows).to_csv(csv, index=False)
+    return rows

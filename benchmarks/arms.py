@@ -28,7 +28,7 @@ import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _env import in_fresh_processes, require_bench_extra  # noqa: E402
+from _env import in_fresh_processes, record, require_bench_extra  # noqa: E402
 from clustering import mean_sd  # noqa: E402
 
 N_TYPES = 44
@@ -147,10 +147,7 @@ def main(argv: list[str] | None = None) -> None:
         for n_arms in args.arms
         if (n_arms, seed) not in done
     ]
-    for row in in_fresh_processes(calls):
-        rows.append(row)
-        print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()})
-        pd.DataFrame(rows).to_csv(csv, index=False)
+    record(in_fresh_processes(calls), rows, csv)
     results = pd.DataFrame(rows)
     (args.out / "arms.md").write_text(summarise(results) + "\n")
     plot(results, args.out / "arms.png")

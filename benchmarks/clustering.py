@@ -22,11 +22,12 @@ import os
 import resource
 import sys
 import time
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _env import DATA, in_fresh_processes, require_bench_extra  # noqa: E402
+from _env import DATA, in_fresh_processes, record, require_bench_extra  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 DATASETS = {"mop_10x": 44, "pbmc_10x_4k": 8, "worm_neuron": 10, "mouse_bladder": 16}
@@ -218,11 +219,7 @@ def main(argv: list[str] | None = None) -> None:
         if not all((name, method, seed) in done for method in FITS[fit_name])
     ]
     calls = [(run_one, (*job, args.threads)) for job in todo]
-    for fit_rows in in_fresh_processes(calls, args.jobs):
-        for row in fit_rows:
-            rows.append(row)
-            print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()})
-        pd.DataFrame(rows).to_csv(csv, index=False)
+    record(chain.from_iterable(in_fresh_processes(calls, args.jobs)), rows, csv)
     results = pd.DataFrame(rows)
     (args.out / "clustering.md").write_text(summarise(results) + "\n")
     (args.out / "clustering_headline.md").write_text(headline(results) + "\n")

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _env import DATA, in_fresh_processes, require_bench_extra  # noqa: E402
+from _env import DATA, in_fresh_processes, record, require_bench_extra  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 MNIST = DATA / "mnist.npz"
@@ -300,10 +300,7 @@ def main(argv: list[str] | None = None) -> None:
         for config in args.configs
         if (args.tag, config, seed) not in done
     ]
-    for row in in_fresh_processes(calls):
-        rows.append(row)
-        print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()})
-        pd.DataFrame(rows).to_csv(csv, index=False)
+    record(in_fresh_processes(calls), rows, csv, digits=4)
     (args.out / f"{args.name}.md").write_text(summarise(pd.DataFrame(rows)) + "\n")
     print(summarise(pd.DataFrame(rows)))
 

@@ -40,3 +40,19 @@ def test_fresh_processes_run_every_call_apart_with_passive_waiting(env):
     pids = {pid for _, pid, _ in results}
     assert len(pids) == 3 and os.getpid() not in pids  # one fresh process per call
     assert {policy for _, _, policy in results} == {os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+
+
+def test_record_keeps_every_finished_row_on_disk(env, tmp_path, capsys):
+    import pandas as pd
+
+    csv = tmp_path / "rows.csv"
+    rows = [{"fit": 0, "ari": 0.5}]  # from an earlier, resumed run
+
+    def results():
+        yield {"fit": 1, "ari": 0.123456}
+        assert len(pd.read_csv(csv)) == 2  # written before the next fit ends
+        yield {"fit": 2, "ari": 0.9}
+
+    assert env.record(results(), rows, csv) is rows
+    assert pd.read_csv(csv)["fit"].tolist() == [0, 1, 2]
+    assert "0.123}" in capsys.readouterr().out

@@ -109,6 +109,7 @@ def dropout_keep(x: torch.Tensor, strength: float) -> torch.Tensor:
     return hashed_bits(x.shape, x.device) >= round(strength * 2**N_BITS)
 
 
+@register_compiled("binomial")
 @torch.library.custom_op("cplmixvi::binomial", mutates_args=())
 def binomial(count: torch.Tensor, prob: torch.Tensor) -> torch.Tensor:
     """``torch.binomial`` as an opaque operator, so that ``torch.compile`` keeps one graph.
@@ -123,6 +124,3 @@ def binomial(count: torch.Tensor, prob: torch.Tensor) -> torch.Tensor:
 @binomial.register_fake
 def _(count: torch.Tensor, prob: torch.Tensor) -> torch.Tensor:
     return torch.empty_like(count)
-
-
-register_compiled("binomial")(binomial)
