@@ -8,10 +8,15 @@ Scripts in this folder import it directly (``python benchmarks/NAME.py`` puts th
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import tempfile
+import traceback
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from multiprocessing import get_context
+from multiprocessing.connection import wait
 from pathlib import Path
 
 #: the shared, read-only real data sets (``../shared/data`` beside the repository)
@@ -31,18 +36,94 @@ def require_bench_extra() -> None:
         )
 
 
-def in_fresh_processes(calls: list[tuple[Callable, tuple]], jobs: int = 1) -> Iterator:
-    """Run ``function(*args)`` for each ``(function, args)`` of ``calls``, each in a process of
-    its own (spawned; its peak memory and thread pools are its own), ``jobs`` at a time, with
-    ``OMP_WAIT_POLICY=PASSIVE`` (busy processes side by side otherwise slow each other ~40x).
-    Yields the results as the calls end (in order with ``jobs=1``). The functions set their own
-    torch threads."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+def in_fresh_processes(
+    calls: Iterable[tuple], jobs: int = 1, threads: int | None = None, env: dict | None = None
+) -> Iterator:
+    """Run ``function(*args)`` for each ``(function, args)`` or ``(function, args, call_env)`` of
+    ``calls``, each in a spawned process of its own (its peak memory and thread pools are its
+    own), ``jobs`` at a time; yield the results as the calls end (in order with ``jobs=1``).
+
+    The environment is set before each process starts, since OpenMP reads it once, when torch is
+    imported: ``OMP_WAIT_POLICY=PASSIVE`` unless the caller's environment sets it (busy
+    processes side by side otherwise slow each other ~40x); ``threads`` sets ``OMP_NUM_THREADS``
+    and ``MKL_NUM_THREADS``; then ``env`` and the call's own ``call_env`` (a ``None`` value
+    unsets a variable). A child's ``sys.path`` is the parent's: a function that must import
+    another source tree inserts it itself. A failed call raises ``RuntimeError`` with the
+    child's traceback, after the other children are stopped.
+    """
+    common = {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+    if threads is not None:
+        common |= {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    common |= env or {}
     context = get_context("spawn")
-    with ProcessPoolExecutor(jobs, mp_context=context, max_tasks_per_child=1) as pool:
-        futures = [pool.submit(function, *args) for function, args in calls]
-        for future in as_completed(futures):
-            yield future.result()
+    waiting, running = deque(calls), {}
+    try:
+        while waiting or running:
+            while waiting and len(running) < jobs:
+                function, args, *call_env = waiting.popleft()
+                receiver, sender = context.Pipe(duplex=False)
+                process = context.Process(target=_send_result, args=(sender, function, args))
+                with _environment({**common, **(call_env[0] if call_env else {})}):
+                    process.start()
+                sender.close()
+                running[receiver] = (process, f"{function.__name__}{tuple(args)}")
+            for receiver in wait(list(running)):
+                process, label = running.pop(receiver)
+                try:
+                    ok, value = receiver.recv()
+                except EOFError:
+                    ok, value = False, "the process ended without a result (killed for memory?)"
+                process.join()
+                if not ok:
+                    raise RuntimeError(f"{label} failed (exit code {process.exitcode}):\n{value}")
+                yield value
+    finally:
+        for process, _ in running.values():
+            process.terminate()
+
+
+def in_fresh_process(
+    function: Callable, *args, threads: int | None = None, env: dict | None = None
+):
+    """``function(*args)`` run as one call of ``in_fresh_processes``; its result."""
+    return next(in_fresh_processes([(function, args)], threads=threads, env=env))
+
+
+def cold_compile_env() -> dict[str, str]:
+    """Environment of a process whose compilation is timed in full: an empty inductor cache of
+    its own and one compile thread."""
+    cache = tempfile.mkdtemp(prefix="inductor_")
+    return {"TORCHINDUCTOR_CACHE_DIR": cache, "TORCHINDUCTOR_COMPILE_THREADS": "1"}
+
+
+def _send_result(sender, function: Callable, args: tuple) -> None:
+    """The child's side of ``in_fresh_processes``: send ``(True, result)`` or the traceback."""
+    try:
+        sender.send((True, function(*args)))
+    except BaseException:  # noqa: BLE001 - the parent re-raises it with the traceback
+        sender.send((False, traceback.format_exc()))
+    finally:
+        sender.close()
+
+
+@contextmanager
+def _environment(variables: dict[str, str | None]) -> Iterator[None]:
+    """Set (``None``: unset) environment variables for the block, then restore them."""
+    before = {name: os.environ.get(name) for name in variables}
+    try:
+        for name, value in variables.items():
+            _set_variable(name, value)
+        yield
+    finally:
+        for name, value in before.items():
+            _set_variable(name, value)
+
+
+def _set_variable(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
 
 
 def record(results: Iterable[dict], rows: list[dict], csv: Path, digits: int = 3) -> list[dict]:
@@ -55,3 +136,12 @@ def record(results: Iterable[dict], rows: list[dict], csv: Path, digits: int = 3
         print({k: (round(v, digits) if isinstance(v, float) else v) for k, v in row.items()})
         pd.DataFrame(rows).to_csv(csv, index=False)
     return rows
+
+
+def append_jsonl(results: Iterable[dict | list[dict]], path: Path) -> None:
+    """Append each result (a row, or a list of rows) to ``path`` as JSON lines when it arrives,
+    so that an interrupted experiment keeps its finished fits."""
+    for result in results:
+        rows = result if isinstance(result, list) else [result]
+        with path.open("a") as handle:
+            handle.write("".join(json.dumps(row) + "\n" for row in rows))

@@ -18,7 +18,6 @@ Writes ``benchmarks/results/arms.csv``, ``arms.md`` and ``arms.png``.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -64,7 +63,6 @@ def scores_of(model, labels_true) -> dict:
 
 def run_one(n_arms: int, seed: int, threads: int, n_types: int = N_TYPES) -> dict:
     """One default fit in this (fresh) process."""
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     import scvi
     import torch
 

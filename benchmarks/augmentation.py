@@ -15,7 +15,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -49,7 +48,6 @@ def augmenter_seconds(augmenter, x, n_arms: int = 2, repeats: int = 30) -> float
 
 def run_one(augmentation: str, seed: int, threads: int) -> dict:
     """Fit one model in this (fresh) process and score its fused labels."""
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     import anndata as ad
     import scanpy as sc
     import scvi

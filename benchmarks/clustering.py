@@ -18,7 +18,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import sys
 import time
@@ -112,7 +111,6 @@ def library_versions() -> str:
 
 def run_one(name: str, fit_name: str, seed: int, threads: int) -> list[dict]:
     """One fit in this (fresh) process: scores, time and peak resident memory per method."""
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     import torch
 
     torch.set_num_threads(threads)

@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _env import require_bench_extra  # noqa: E402
+from _env import in_fresh_process, require_bench_extra  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 CONFIGS = {"default": {}, "paper": {"objective": "paper"}}
@@ -121,11 +119,18 @@ def main(argv: list[str] | None = None) -> None:
         (args.out.parent / "convergence.md").write_text(table + "\n")
         print(table)
         return
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    curve = in_fresh_process(fit_curve, args, threads=args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    seed = f"_seed{args.seed}" if args.seed else ""
+    stem = f"convergence_{args.dataset}_{args.config}{args.tag}{seed}_x{args.epochs_factor:g}"
+    curve.to_csv(args.out / f"{stem}.csv")
+    print(curve.round(3).to_string())
+
+
+def fit_curve(args: argparse.Namespace) -> pd.DataFrame:
+    """One fit in this (fresh) process; its evaluations and loss terms per epoch."""
     import scvi
     import torch
-
-    sys.path.insert(0, str(HERE))
     from clustering import DATASETS, load
 
     from cplmixvi import CplMixVI
@@ -168,12 +173,7 @@ def main(argv: list[str] | None = None) -> None:
             curve[key.removesuffix("_train")] = (
                 terms[key].iloc[:, 0].reindex(curve.index - 1).values
             )
-    args.out.mkdir(parents=True, exist_ok=True)
-    seed = f"_seed{args.seed}" if args.seed else ""
-    stem = f"convergence_{args.dataset}_{args.config}{args.tag}{seed}_x{args.epochs_factor:g}"
-    path = args.out / f"{stem}.csv"
-    curve.to_csv(path)
-    print(curve.round(3).to_string())
+    return curve
 
 
 if __name__ == "__main__":

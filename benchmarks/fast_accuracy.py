@@ -14,17 +14,15 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from throughput import CONFIGS, load_mop, run_child_process  # noqa: E402
+from _env import cold_compile_env, in_fresh_processes, record  # noqa: E402
+from throughput import CONFIGS, load_mop  # noqa: E402
 
 VARIANTS = ("reference A=2", "reference A=2 compiled bf16-mixed")
 
@@ -58,32 +56,23 @@ def run_child(config: str, seed: int, epochs: int) -> dict:
     return {"config": config, "seed": seed, "epochs": epochs, **scores, "train_s": seconds}
 
 
-def run_in_fresh_process(config: str, seed: int, epochs: int) -> dict:
-    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"}
-    cmd = [__file__, "--child", config, "--seed", str(seed), "--epochs", str(epochs)]
-    return run_child_process(cmd, env, f"{config}, seed {seed}")
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--jobs", type=int, default=1, help="fits run at once (1 thread each)")
-    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args(argv)
-    if args.child:
-        print(json.dumps(run_child(args.child, args.seed, args.epochs)))
-        return
     import pandas as pd
 
-    jobs = [(config, seed) for seed in args.seeds for config in VARIANTS]
-    with ThreadPoolExecutor(args.jobs) as pool:
-        rows = list(pool.map(lambda job: run_in_fresh_process(*job, args.epochs), jobs))
-    table = pd.DataFrame(rows)
+    calls = [
+        (run_child, (config, seed, args.epochs), cold_compile_env())
+        for seed in args.seeds
+        for config in VARIANTS
+    ]
     args.out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out / "fast_accuracy.csv", index=False)
+    csv = args.out / "fast_accuracy.csv"
+    table = pd.DataFrame(record(in_fresh_processes(calls, args.jobs, threads=1), [], csv))
     summary = table.groupby("config", sort=False)[["acc", "ari", "ami", "train_s"]].agg(
         ["mean", "std"]
     )

@@ -4,7 +4,7 @@ Simulated counts (``cplmixvi.data.simulate``, 20 types), ``CplMixVI(adata, n_typ
 the package defaults, ``model.train()`` timed from the call to its return (pretraining, the
 k-means start and the consensus epochs; with ``--compile`` the compilation is included), then
 ``get_type_assignments()``. Each variant runs in a fresh process with the given torch threads.
-Writes ``benchmarks/results/fit_time.md``.
+Writes ``benchmarks/results/fit_time.csv`` (after each fit) and ``.md``.
 
 Usage::
 
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from _env import in_fresh_processes, require_bench_extra  # noqa: E402
+from _env import in_fresh_processes, record, require_bench_extra  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -73,13 +73,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-genes", type=int, default=2_000)
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args(argv)
-    rows = []
-    calls = [(run_one, (v, args.threads, args.n_cells, args.n_genes)) for v in args.variants]
-    for row in in_fresh_processes(calls):
-        rows.append(row)
-        print(row)
-    table = pd.DataFrame(rows).to_markdown(index=False)
     args.out.mkdir(parents=True, exist_ok=True)
+    calls = [(run_one, (v, args.threads, args.n_cells, args.n_genes)) for v in args.variants]
+    rows = record(in_fresh_processes(calls, threads=args.threads), [], args.out / "fit_time.csv")
+    table = pd.DataFrame(rows).to_markdown(index=False)
     (args.out / "fit_time.md").write_text(table + "\n")
     print(table)
 

@@ -27,7 +27,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _env import require_bench_extra  # noqa: E402
+from _env import in_fresh_process, require_bench_extra  # noqa: E402
 from large_data import simulate_csr  # noqa: E402
 from throughput import CONFIGS, load_mop  # noqa: E402
 
@@ -85,6 +85,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="small smoke run")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args(argv)
+    card, table = in_fresh_process(measure, args)
+    name = re.sub(r"[^A-Za-z0-9]+", "_", card).strip("_") + ("_quick" if args.quick else "")
+    args.out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out / f"gpu_{name}.csv", index=False)
+    epochs = 2 if args.quick else 6
+    lines = [
+        f"# Training speed on {card}" + (" (smoke run, not a measurement)" if args.quick else ""),
+        "",
+        f"torch {table.attrs['torch']}; epoch time is the median over epochs 2-{epochs} "
+        "(1 epoch for the synthetic set).",
+        "",
+        table.round(2).to_markdown(index=False),
+        "",
+    ]
+    (args.out / f"gpu_{name}.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+def measure(args: argparse.Namespace):
+    """Every workload, in this (fresh) process: the card's name and the table of timings."""
     import anndata as ad
     import pandas as pd
     import torch
@@ -125,20 +145,8 @@ def main(argv: list[str] | None = None) -> None:
             print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
     table["cells_per_hour"] = (table["cells_per_s"] * 3600).round(-3).astype(int)
-    name = re.sub(r"[^A-Za-z0-9]+", "_", card).strip("_") + ("_quick" if args.quick else "")
-    args.out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out / f"gpu_{name}.csv", index=False)
-    lines = [
-        f"# Training speed on {card}" + (" (smoke run, not a measurement)" if args.quick else ""),
-        "",
-        f"torch {torch.__version__}; epoch time is the median over epochs 2-{epochs} "
-        "(1 epoch for the synthetic set).",
-        "",
-        table.round(2).to_markdown(index=False),
-        "",
-    ]
-    (args.out / f"gpu_{name}.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    table.attrs["torch"] = torch.__version__
+    return card, table
 
 
 if __name__ == "__main__":

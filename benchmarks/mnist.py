@@ -31,7 +31,6 @@ The MNIST recipe (README, issue 3) is ``--epochs 30 --coupling-objective info
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
@@ -79,7 +78,6 @@ def accuracy_curve_callback(model, images: np.ndarray, truth: np.ndarray, every:
 
 def run_one(config: str, seed: int, settings: dict) -> dict:
     """Fit one model in this (fresh) process and score it on every image."""
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     import scvi
     import torch
 

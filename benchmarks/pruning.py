@@ -22,8 +22,6 @@ every round, the selected and the reference K marked).
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -33,7 +31,7 @@ import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _env import in_fresh_processes, require_bench_extra  # noqa: E402
+from _env import in_fresh_processes, record, require_bench_extra  # noqa: E402
 from clustering import DATASETS, load, mean_sd  # noqa: E402
 
 STARTS = ("2x", "auto")
@@ -44,7 +42,6 @@ CURVES = (("mean_agreement", "o-", "mean"), ("min_agreement", "s:", "least consi
 
 def run_pruned(name: str, start: str, seed: int) -> tuple[dict, list[dict]]:
     """Train from the upper bound of ``start``, prune, score; the fit's row and its rounds."""
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     import scvi
     import torch
 
@@ -219,11 +216,9 @@ def main(argv: list[str] | None = None) -> None:
         if (d, start, s) not in done
     ]
     for row, fit_rounds in in_fresh_processes(jobs, args.jobs):
-        rows.append(row)
-        rounds.extend(fit_rounds)
-        print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}))
-        pd.DataFrame(rows).to_csv(csv, index=False)
+        rounds.extend(fit_rounds)  # written before the fit's row: a resumed run finds both
         pd.DataFrame(rounds).to_csv(rounds_csv, index=False)
+        record([row], rows, csv)
     results = pd.DataFrame(rows + true_k_rows(args.seeds))
     (args.out / "pruning.md").write_text(summarise(results) + "\n")
     FIGURES.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ MOp part: one fit on ``mop_10x.h5ad`` (K = 44, the same setting, seed 0), traver
 types, the ranked genes of one L5/L6 glutamatergic and one GABAergic type, and the figures
 under ``docs/figures/``.
 
-Run: ``OMP_NUM_THREADS=1 python benchmarks/states.py`` (1 torch thread).
+Run: ``python benchmarks/states.py`` (every fit in a fresh process, one thread).
 """
 
 from __future__ import annotations
@@ -37,17 +37,15 @@ import platform
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import numpy as np
+import pandas as pd
+import scanpy as sc
+import scvi
+import torch
+from _env import DATA, in_fresh_processes, require_bench_extra
+from scipy.stats import spearmanr
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import scanpy as sc  # noqa: E402
-import scvi  # noqa: E402
-import torch  # noqa: E402
-from _env import DATA, require_bench_extra  # noqa: E402
-from scipy.stats import spearmanr  # noqa: E402
-
-import cplmixvi  # noqa: E402
+import cplmixvi
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
@@ -397,6 +395,24 @@ def overview_figures(adata, mapping) -> None:
     axes[0].figure.savefig(FIGURES / "mop_state_distributions.png", dpi=110)
 
 
+def in_child(settings: dict, function, *args) -> tuple:
+    """``function(*args)`` in a fresh process with ``main``'s settings (module globals) and one
+    torch thread; its result and a line describing the environment and the model setting."""
+    globals().update(settings)
+    torch.set_num_threads(1)
+    env = (
+        f"torch {torch.__version__}, {torch.get_num_threads()} torch thread(s), "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, CPU {platform.machine()}; "
+        f"model: state_encoder={SETTING['state_encoder']!r}, state KL weight "
+        f"{SETTING['kl_weight']}, KL warm-up over all epochs: {SETTING['kl_warmup']}, "
+        f"n_state={SETTING['n_state']}, epochs: "
+        f"{SETTING['epochs'] or str(SETTING['epochs_factor']) + ' x train default'}, "
+        f"pretraining {SETTING['pretrain_factor']} x train default"
+    )
+    return function(*args), env
+
+
 def main() -> None:
     require_bench_extra()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -434,21 +450,18 @@ def main() -> None:
         RESULTS = FIGURES = Path("/tmp/states_quick")
     if args.results_dir:
         RESULTS = FIGURES = Path(args.results_dir)
-    torch.set_num_threads(1)
     RESULTS.mkdir(exist_ok=True)
     FIGURES.mkdir(parents=True, exist_ok=True)
-    env = (
-        f"torch {torch.__version__}, {torch.get_num_threads()} torch thread(s), "
-        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, "
-        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, CPU {platform.machine()}; "
-        f"model: state_encoder={SETTING['state_encoder']!r}, state KL weight "
-        f"{SETTING['kl_weight']}, KL warm-up over all epochs: {SETTING['kl_warmup']}, "
-        f"n_state={SETTING['n_state']}, epochs: "
-        f"{SETTING['epochs'] or str(SETTING['epochs_factor']) + ' x train default'}, "
-        f"pretraining {SETTING['pretrain_factor']} x train default"
-    )
+    settings = {"SETTING": SETTING, "QUICK": QUICK, "RESULTS": RESULTS, "FIGURES": FIGURES}
+    calls = []
     if "simulator" in args.parts:
-        table = pd.DataFrame([row for seed in args.seeds for row in simulator_rows(seed)])
+        calls += [(in_child, (settings, simulator_rows, seed)) for seed in args.seeds]
+    if "mop" in args.parts:
+        calls.append((in_child, (settings, mop, 10, args.model_dir)))
+    results = list(in_fresh_processes(calls, threads=1))
+    if "simulator" in args.parts:
+        env = results[0][1]
+        table = pd.DataFrame([row for rows, _ in results[: len(args.seeds)] for row in rows])
         table.to_csv(RESULTS / "states_simulator.csv", index=False)
         summary = summarise_simulator(table)
         text = (
@@ -460,7 +473,7 @@ def main() -> None:
         (RESULTS / "states_simulator.md").write_text(text)
         print(text)
     if "mop" in args.parts:
-        genes, dependence, info = mop(model_dir=args.model_dir)
+        (genes, dependence, info), env = results[-1]
         genes.to_csv(RESULTS / "states_mop_genes.csv", index=False)
         dependence.to_csv(RESULTS / "states_mop_type_dependence.csv", index=False)
         n_dep = dependence.groupby(["grid", "axis"], sort=False)["type_dependent"].sum().to_dict()

@@ -41,16 +41,12 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from _env import DATA, require_bench_extra  # noqa: E402
+from _env import DATA, cold_compile_env, in_fresh_process, require_bench_extra  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 MOP = DATA / "mop_10x.h5ad"
@@ -124,8 +120,10 @@ def load_mop(layer: str):
     return adata
 
 
-def run_child(config: str, epochs: int, threads: int, profile: bool) -> dict:
-    """Train one configuration in this process; return per-epoch throughput and peak memory."""
+def run_child(config: str, epochs: int, threads: int, profile: bool, src: str) -> dict:
+    """Train one configuration in this process with the package of the source tree ``src``;
+    return per-epoch throughput and peak memory."""
+    sys.path.insert(0, src)
     import lightning.pytorch as pl
     import scvi
     import torch
@@ -217,28 +215,14 @@ def breakdown(prof, wall_s: float) -> dict:
 
 
 def run_in_fresh_process(src: str, config: str, args, wait_policy: str = "PASSIVE") -> dict:
-    env = {**os.environ, "PYTHONPATH": str(Path(src).resolve()), "OMP_WAIT_POLICY": wait_policy}
-    if wait_policy == "default":  # libgomp's own: spin a while, then sleep
-        env.pop("OMP_WAIT_POLICY")
-    env["OMP_NUM_THREADS"] = str(args.threads)
-    cmd = [__file__, "--child", config, "--epochs", str(args.epochs)]
-    cmd += ["--threads", str(args.threads)] + (["--profile"] if args.profile else [])
-    return run_child_process(cmd, env, f"{config} with {src}")
-
-
-def run_child_process(cmd: list[str], env: dict, label: str) -> dict:
-    """Run ``python *cmd`` with a cold inductor cache; return the last line of its output as JSON.
-
-    A fresh cache makes the first epoch show the full compile time (one compile thread).
-    """
-    env = {**env, "TORCHINDUCTOR_CACHE_DIR": tempfile.mkdtemp(prefix="inductor_")}
-    env["TORCHINDUCTOR_COMPILE_THREADS"] = "1"
-    done = subprocess.run(
-        [sys.executable, *cmd], env=env, capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"{label} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    """``run_child`` in a fresh process with a cold inductor cache (the first epoch shows the
+    full compile time) and OpenMP's ``wait_policy`` (``default``: unset, libgomp's own)."""
+    env = {
+        **cold_compile_env(),
+        "OMP_WAIT_POLICY": None if wait_policy == "default" else wait_policy,
+    }
+    child_args = (config, args.epochs, args.threads, args.profile, str(Path(src).resolve()))
+    return in_fresh_process(run_child, *child_args, threads=args.threads, env=env)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -253,12 +237,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--wait-policy", nargs="+", default=["PASSIVE"], choices=["PASSIVE", "ACTIVE", "default"]
     )
-    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args(argv)
-    if args.child:
-        print(json.dumps(run_child(args.child, args.epochs, args.threads, args.profile)))
-        return
     import pandas as pd
 
     sources = dict(item.split("=", 1) for item in args.src)

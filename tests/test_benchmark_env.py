@@ -1,6 +1,7 @@
-"""The benchmarks' shared settings (``benchmarks/_env.py``): data folder and the bench extra."""
+"""The benchmarks' shared parts (``benchmarks/_env.py``): data folder, bench extra, runner, writers."""
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -9,11 +10,10 @@ ENV = Path(__file__).resolve().parent.parent / "benchmarks" / "_env.py"
 
 
 @pytest.fixture
-def env():
-    spec = importlib.util.spec_from_file_location("bench_env", ENV)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def env(monkeypatch):
+    """``_env`` imported as the scripts import it (its children unpickle it by that name)."""
+    monkeypatch.syspath_prepend(str(ENV.parent))
+    return importlib.import_module("_env")
 
 
 def test_data_folder_is_the_shared_one_beside_the_repository(env):
@@ -32,14 +32,50 @@ def _child_facts(value):
     return value * 2, os.getpid(), os.environ.get("OMP_WAIT_POLICY")
 
 
-def test_fresh_processes_run_every_call_apart_with_passive_waiting(env):
+def _child_environment(*names):
     import os
 
+    return {name: os.environ.get(name) for name in names}
+
+
+def _child_fails(value):
+    raise ValueError(f"bad value {value}")
+
+
+def test_fresh_processes_run_every_call_apart_with_passive_waiting(env):
     results = sorted(env.in_fresh_processes([(_child_facts, (i,)) for i in range(3)], jobs=2))
     assert [doubled for doubled, _, _ in results] == [0, 2, 4]
     pids = {pid for _, pid, _ in results}
     assert len(pids) == 3 and os.getpid() not in pids  # one fresh process per call
     assert {policy for _, _, policy in results} == {os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+
+
+def test_fresh_processes_start_with_the_threads_and_each_calls_environment(env, monkeypatch):
+    monkeypatch.setenv("CPLMIXVI_BENCH_GONE", "parent")
+    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY", "CPLMIXVI_BENCH_GONE")
+    calls = [
+        (_child_environment, names),
+        (_child_environment, names, {"OMP_WAIT_POLICY": "ACTIVE", "CPLMIXVI_BENCH_GONE": None}),
+    ]
+    first, second = env.in_fresh_processes(calls, threads=1)
+    assert first["OMP_NUM_THREADS"] == first["MKL_NUM_THREADS"] == "1"
+    assert first["CPLMIXVI_BENCH_GONE"] == "parent" and second["CPLMIXVI_BENCH_GONE"] is None
+    assert second["OMP_WAIT_POLICY"] == "ACTIVE"
+    assert os.environ["CPLMIXVI_BENCH_GONE"] == "parent"  # the parent's own is restored
+
+
+def test_a_failing_call_raises_with_its_traceback(env):
+    with pytest.raises(RuntimeError, match=r"_child_fails\(7,\) failed(.|\n)*bad value 7"):
+        list(env.in_fresh_processes([(_child_fails, (7,))]))
+
+
+def test_append_jsonl_adds_rows_and_lists_of_rows(env, tmp_path):
+    import json
+
+    path = tmp_path / "rows.jsonl"
+    env.append_jsonl(iter([{"a": 1}, [{"a": 2}, {"a": 3}]]), path)
+    env.append_jsonl(iter([{"a": 4}]), path)
+    assert [json.loads(line)["a"] for line in path.read_text().splitlines()] == [1, 2, 3, 4]
 
 
 def test_record_keeps_every_finished_row_on_disk(env, tmp_path, capsys):

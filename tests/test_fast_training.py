@@ -19,7 +19,7 @@ from cplmixvi.augment import BinomialThinning, GeneDropout
 from cplmixvi.module import CplMixVAE
 from cplmixvi.nn import ArmBatchNorm, gaussian_nll, gumbel_softmax, normal_kl
 from cplmixvi.train import CplMixTrainingPlan
-from cplmixvi.train._allocator import retain_freed_memory
+from cplmixvi.train._allocator import release_freed_memory, retain_freed_memory
 from cplmixvi.train._compile import INDUCTOR_OPTIONS
 from cplmixvi.train._compiled_forms import GaussianNLL, arm_batch_norm
 from cplmixvi.train._epoch_metrics import EpochMetricsMixin
@@ -153,6 +153,30 @@ def test_gaussian_nll_keeps_the_residual_in_the_output_precision():
 def test_retain_freed_memory_takes_effect_on_glibc():
     assert retain_freed_memory() is True
     assert retain_freed_memory() is True  # idempotent
+    assert release_freed_memory() is True
+
+
+@pytest.mark.parametrize("compile_", [True, False])
+def test_only_a_compiled_fit_changes_the_allocator_and_only_while_it_runs(monkeypatch, compile_):
+    from lightning.pytorch import LightningModule
+
+    from cplmixvi.train import _compile
+    from cplmixvi.train._compile import FastTrainingMixin
+
+    calls = []
+    monkeypatch.setattr(_compile, "retain_freed_memory", lambda: calls.append("retain"))
+    monkeypatch.setattr(_compile, "release_freed_memory", lambda: calls.append("release"))
+
+    class Plan(FastTrainingMixin, LightningModule):
+        pass
+
+    plan = Plan()
+    plan._init_fast(compile=compile_, fused_optimizer=False)
+    assert calls == []  # building the plan changes nothing
+    plan.on_fit_start()
+    assert calls == (["retain"] if compile_ else [])
+    plan.on_fit_end()
+    assert calls == (["retain", "release"] if compile_ else [])
 
 
 def test_normal_kl_is_torch_distributions_bit_for_bit():

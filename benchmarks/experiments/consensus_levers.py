@@ -43,11 +43,11 @@ default): a new screen reruns ``default`` first and compares with those rows onl
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from _children import run_children
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _env import append_jsonl, in_fresh_processes  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE.parent / "results" / "consensus_levers.jsonl"
@@ -61,7 +61,6 @@ def run_one(dataset: str, seed: int, lever: str) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    sys.path.insert(0, str(HERE.parent))
     from clustering import DATASETS, library_versions, load
 
     from cplmixvi import CplMixVI
@@ -680,14 +679,10 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--levers", nargs="+", default=["default"])
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.one:
-        print(json.dumps(run_one(args.one[0], int(args.one[1]), args.one[2])))
-        return
     runs = [(d, s, lv) for lv in args.levers for s in args.seeds for d in args.datasets]
-
-    run_children(__file__, runs, OUT, args.jobs)
+    calls = [(run_one, run) for run in runs]
+    append_jsonl(in_fresh_processes(calls, args.jobs, threads=1), OUT)
 
 
 if __name__ == "__main__":

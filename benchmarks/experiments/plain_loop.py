@@ -25,8 +25,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import sys
 import time
@@ -35,14 +33,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from _env import require_bench_extra  # noqa: E402
-from throughput import (  # noqa: E402
-    CONFIGS,
-    REFERENCE_CELLS_PER_S,
-    load_mop,
-    run_child_process,
-    run_in_fresh_process,
-)
+from _env import cold_compile_env, in_fresh_process, require_bench_extra  # noqa: E402
+from throughput import CONFIGS, REFERENCE_CELLS_PER_S, load_mop, run_in_fresh_process  # noqa: E402
 
 CONFIG = "reference A=2 compiled bf16-mixed"
 VARIANTS = ("lightning", "plain loop", "plain loop, one graph")
@@ -147,11 +139,8 @@ def run_variant(variant: str, args) -> dict:
     if variant == "lightning":
         child = argparse.Namespace(threads=args.threads, epochs=args.epochs, profile=False)
         return run_in_fresh_process(str(HERE.parent.parent / "src"), CONFIG, child)
-    src = str(HERE.parent.parent / "src")
-    env = {**os.environ, "PYTHONPATH": src, "OMP_WAIT_POLICY": "PASSIVE"}
-    env["OMP_NUM_THREADS"] = str(args.threads)  # as throughput.py runs the `lightning` variant
-    cmd = [__file__, "--child", variant, "--epochs", str(args.epochs)]
-    return run_child_process(cmd + ["--threads", str(args.threads)], env, variant)
+    plain_args = (variant, args.epochs, args.threads)
+    return in_fresh_process(run_plain, *plain_args, threads=args.threads, env=cold_compile_env())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -160,12 +149,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=HERE.parent / "results")
     args = parser.parse_args(argv)
-    if args.child:
-        print(json.dumps(run_plain(args.child, args.epochs, args.threads)))
-        return
     import pandas as pd
 
     rows = []

@@ -18,11 +18,11 @@ Rows (selected K, categories holding cells, ACC / ARI / AMI) are appended to
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from _children import run_children
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _env import append_jsonl, in_fresh_processes  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE.parent / "results" / "prune_rules.jsonl"
@@ -53,7 +53,6 @@ def run_one(dataset: str, seed: int, models: str) -> list[dict]:
     import torch
 
     torch.set_num_threads(1)
-    sys.path.insert(0, str(HERE.parent))
     from clustering import DATASETS, load
 
     from cplmixvi import CplMixVI
@@ -89,15 +88,11 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--models", default="/tmp/prune_models")
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.one:
-        for row in run_one(args.one[0], int(args.one[1]), args.one[2]):
-            print(json.dumps(row))
-        return
     Path(args.models).mkdir(parents=True, exist_ok=True)
     runs = [(d, s, args.models) for s in args.seeds for d in args.datasets]
-    run_children(__file__, runs, OUT, args.jobs)
+    calls = [(run_one, run) for run in runs]
+    append_jsonl(in_fresh_processes(calls, args.jobs, threads=1), OUT)
 
 
 if __name__ == "__main__":

@@ -18,12 +18,11 @@ Rows are appended to ``benchmarks/results/start_levers.jsonl``. Usage::
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _env import append_jsonl, in_fresh_processes  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE.parent / "results" / "start_levers.jsonl"
@@ -84,12 +83,10 @@ def start_scores(model, truth, seed: int, scores: dict):
 
 def run_one(dataset: str, seed: int, lever: str) -> dict:
     """One fit in this process."""
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     import scvi
     import torch
 
     torch.set_num_threads(1)
-    sys.path.insert(0, str(HERE.parent))
     from clustering import DATASETS, load
 
     from cplmixvi import CplMixVI
@@ -124,23 +121,10 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--levers", nargs="+", default=list(LEVERS), choices=LEVERS)
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument(
-        "--one", nargs=3, metavar=("DATASET", "SEED", "LEVER"), help=argparse.SUPPRESS
-    )
     args = parser.parse_args()
-    if args.one:
-        print(json.dumps(run_one(args.one[0], int(args.one[1]), args.one[2])))
-        return
     runs = [(d, s, lever) for lever in args.levers for s in args.seeds for d in args.datasets]
-
-    def launch(run) -> None:
-        cmd = [sys.executable, __file__, "--one", *map(str, run)]
-        done = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        with OUT.open("a") as out:
-            out.write(done.stdout.strip().splitlines()[-1] + "\n")
-
-    with ThreadPoolExecutor(args.jobs) as pool:
-        list(pool.map(launch, runs))
+    calls = [(run_one, run) for run in runs]
+    append_jsonl(in_fresh_processes(calls, args.jobs, threads=1), OUT)
 
 
 if __name__ == "__main__":

@@ -16,11 +16,11 @@ instead of two. Rows go to
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from _children import run_children
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _env import append_jsonl, in_fresh_processes  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE.parent / "results" / "start_pretraining.jsonl"
@@ -39,7 +39,6 @@ def run_one(dataset: str, seed: int, lever: str) -> list[dict]:
     import torch
 
     torch.set_num_threads(1)
-    sys.path.insert(0, str(HERE.parent))
     from baselines import kmeans_labels
     from clustering import DATASETS, load
     from sklearn.neighbors import kneighbors_graph
@@ -79,15 +78,10 @@ def main() -> None:
     parser.add_argument("--levers", nargs="+", default=list(LEVERS), choices=list(LEVERS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.one:
-        dataset, seed, lever = args.one
-        for row in run_one(dataset, int(seed), lever):
-            print(json.dumps(row), flush=True)
-        return
     runs = [(d, s, lever) for d in args.datasets for s in args.seeds for lever in args.levers]
-    run_children(__file__, runs, OUT, args.jobs)
+    calls = [(run_one, run) for run in runs]
+    append_jsonl(in_fresh_processes(calls, args.jobs, threads=1), OUT)
 
 
 if __name__ == "__main__":

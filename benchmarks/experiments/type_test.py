@@ -19,14 +19,11 @@ alone) are appended to ``benchmarks/results/type_test.jsonl``; ``--table`` write
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from _children import run_children
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from _env import require_bench_extra  # noqa: E402
+from _env import append_jsonl, in_fresh_processes, require_bench_extra  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE.parent / "results" / "type_test.jsonl"
@@ -42,7 +39,6 @@ def fit_one(dataset: str, start: str, seed: int, models: str) -> list[dict]:
     import torch
 
     torch.set_num_threads(1)
-    sys.path.insert(0, str(HERE.parent))
     from clustering import DATASETS, load
 
     from cplmixvi import CplMixVI
@@ -69,7 +65,6 @@ def merge_one(dataset: str, start: str, seed: int, models: str) -> list[dict]:
     from scvi import REGISTRY_KEYS
 
     torch.set_num_threads(1)
-    sys.path.insert(0, str(HERE.parent))
     from clustering import DATASETS, load
     from valleys import valley_merges
 
@@ -134,25 +129,20 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--fit", action="store_true")
     parser.add_argument("--table", action="store_true")
-    parser.add_argument("--one", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.table:
         OUT.with_suffix(".md").write_text(table() + "\n")
         return
-    if args.one:
-        stage, d, start, s, m = args.one
-        for row in (fit_one if stage == "fit" else merge_one)(d, start, int(s), m):
-            print(json.dumps(row))
-        return
     Path(args.models).mkdir(parents=True, exist_ok=True)
     stage, out = ("fit", Path(args.models) / "fits.jsonl") if args.fit else ("merge", OUT)
-    runs = [
-        (stage, d, start, s, args.models)
+    one = fit_one if args.fit else merge_one
+    calls = [
+        (one, (d, start, s, args.models))
         for start in args.starts
         for s in args.seeds
         for d in args.datasets
     ]
-    run_children(__file__, runs, out, args.jobs)
+    append_jsonl(in_fresh_processes(calls, args.jobs, threads=1), out)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,9 @@ the kernel on its first write, which on one CPU thread costs as much as a sixth 
 :func:`retain_freed_memory` raises both thresholds so that those blocks stay in the heap and are
 reused. Memory freed by training is then kept by the process instead of returned to the system;
 the peak changes little (-57 to +57 MB of 640-930 MB in ``benchmarks/results/throughput_1thread``).
+:func:`release_freed_memory` sets glibc's default thresholds back and returns the free memory:
+the compiled training plan calls the two at the start and the end of a fit, so the rest of the
+user's session keeps glibc's behaviour.
 """
 
 from __future__ import annotations
@@ -20,22 +23,45 @@ M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 #: glibc's upper limit of ``M_MMAP_THRESHOLD`` on 64-bit systems
 MAX_MMAP_THRESHOLD = 32 * 1024 * 1024
+#: glibc's default of both thresholds
+DEFAULT_THRESHOLD = 128 * 1024
 
 
 def retain_freed_memory(trim_threshold: int = 1 << 30) -> bool:
     """Serve blocks up to 32 MiB from the heap and keep up to ``trim_threshold`` bytes free there.
 
-    Applies to the whole process and lasts until it ends. Returns whether it took effect (only
-    on Linux with glibc; elsewhere it does nothing and returns False).
+    Applies to the whole process until :func:`release_freed_memory`. Returns whether it took
+    effect (only on Linux with glibc; elsewhere it does nothing and returns False).
     """
-    if not sys.platform.startswith("linux"):
+    return _set_thresholds(MAX_MMAP_THRESHOLD, trim_threshold)
+
+
+def release_freed_memory() -> bool:
+    """Set glibc's default thresholds back and return the heap's free memory to the system."""
+    if not _set_thresholds(DEFAULT_THRESHOLD, DEFAULT_THRESHOLD):
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc (e.g. musl has no mallopt)
+    _glibc().malloc_trim(0)
+    return True
+
+
+def _set_thresholds(mmap_threshold: int, trim_threshold: int) -> bool:
+    libc = _glibc()
+    if libc is None:
         return False
+    mallopt = libc.mallopt
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return bool(
-        mallopt(M_MMAP_THRESHOLD, MAX_MMAP_THRESHOLD) and mallopt(M_TRIM_THRESHOLD, trim_threshold)
+        mallopt(M_MMAP_THRESHOLD, mmap_threshold) and mallopt(M_TRIM_THRESHOLD, trim_threshold)
     )
+
+
+def _glibc() -> ctypes.CDLL | None:
+    """The C library when it is glibc (it has ``mallopt`` and ``malloc_trim``), else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt, libc.malloc_trim  # noqa: B018 - musl, for one, has neither
+    except (OSError, AttributeError):
+        return None
+    return libc

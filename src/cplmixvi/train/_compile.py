@@ -17,8 +17,9 @@ in :mod:`cplmixvi.train._compiled_forms`:
   memory, from one key per call drawn from torch's generator;
 - the Gaussian likelihood has a hand-written backward pass, batch norm takes its statistics in
   one pass on the arm-major layout and linear layers add their bias in the consumer's loop;
-- the process keeps freed memory in its heap (:mod:`cplmixvi.train._allocator`), so that the
-  step's megabyte-sized tensors reuse pages instead of being mapped and zeroed again.
+- while a compiled fit runs, the process keeps freed memory in its heap
+  (:mod:`cplmixvi.train._allocator`), so that the step's megabyte-sized tensors reuse pages
+  instead of being mapped and zeroed again; glibc's defaults are set back when the fit ends.
 
 What changes against eager training with the same seed: the dropout masks and the Gumbel noise
 are other streams of the same distributions, and fused kernels and the fused Adam round
@@ -35,7 +36,7 @@ from __future__ import annotations
 import torch
 
 from cplmixvi.train import _compiled_forms  # noqa: F401 (registers the compiled formulations)
-from cplmixvi.train._allocator import retain_freed_memory
+from cplmixvi.train._allocator import release_freed_memory, retain_freed_memory
 
 #: inductor settings of the compiled step (see the module docstring)
 INDUCTOR_OPTIONS = {"fallback_random": True}
@@ -53,8 +54,18 @@ class FastTrainingMixin:
         self.__dict__["_compile"] = bool(compile)
         self.__dict__["_fused_optimizer"] = bool(fused_optimizer)
         self.__dict__["_compiled_forward"] = self.__dict__["_compiled_terms"] = None
-        if compile:
+
+    def on_fit_start(self) -> None:
+        """Keep freed memory in the heap while a compiled fit runs (see ``_allocator``)."""
+        super().on_fit_start()
+        if self.__dict__.get("_compile"):
             retain_freed_memory()
+
+    def on_fit_end(self) -> None:
+        """Give glibc its default thresholds back once the compiled fit has ended."""
+        super().on_fit_end()
+        if self.__dict__.get("_compile"):
+            release_freed_memory()
 
     def _training_terms(self, batch, loss_kwargs: dict):
         """The parent's loss and logged terms of a training minibatch, compiled when ``compile``.
