@@ -24,6 +24,10 @@ implementation with ``torch.profiler`` and writes the time breakdown.
 configuration's median over the repeats with its range: one run then covers a longer stretch of
 the shared machine's changing load.
 
+The results go to ``benchmarks/results/throughput_<threads>thread[_<policies>][_<N>repeats]``
+(``.csv`` and ``.md``); ``--name`` gives another name, so that a check does not overwrite the
+table of the docs.
+
 ``--wait-policy`` sets OpenMP's ``OMP_WAIT_POLICY`` of the training processes (``PASSIVE`` by
 default; ``default`` leaves it unset); several values alternate within the run like sources.
 With more than one thread it matters: between parallel regions ``PASSIVE`` threads sleep and
@@ -238,6 +242,9 @@ def main(argv: list[str] | None = None) -> None:
         "--wait-policy", nargs="+", default=["PASSIVE"], choices=["PASSIVE", "ACTIVE", "default"]
     )
     parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument(
+        "--name", help="file name of the results [throughput_<threads>thread_<options>]"
+    )
     args = parser.parse_args(argv)
     import pandas as pd
 
@@ -277,10 +284,10 @@ def write_results(table, profiles: dict, args, names: list[str]) -> None:
     import pandas as pd
 
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = f"throughput_{args.threads}thread"
-    if args.wait_policy != ["PASSIVE"]:
+    stem = args.name or f"throughput_{args.threads}thread"
+    if args.wait_policy != ["PASSIVE"] and not args.name:
         stem += "_" + "_".join(policy.lower() for policy in args.wait_policy)
-    if args.repeats > 1:
+    if args.repeats > 1 and not args.name:
         stem += f"_{args.repeats}repeats"
     table.to_csv(args.out / f"{stem}.csv", index=False)
     wide = per_config(table, "cells_per_s", "median")
