@@ -18,7 +18,6 @@ Writes ``benchmarks/results/arms.csv``, ``arms.md`` and ``arms.png``.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -26,7 +25,6 @@ import numpy as np
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 from _env import in_fresh_processes, record, require_bench_extra  # noqa: E402
 from clustering import mean_sd  # noqa: E402
 
@@ -67,7 +65,6 @@ def run_one(n_arms: int, seed: int, threads: int, n_types: int = N_TYPES) -> dic
     import torch
 
     torch.set_num_threads(threads)
-    sys.path.insert(0, str(HERE))
     from clustering import load
 
     from cplmixvi import CplMixVI

@@ -15,7 +15,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -23,7 +22,6 @@ import numpy as np
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 from _env import DATA, in_fresh_processes, record, require_bench_extra  # noqa: E402
 from clustering import mean_sd  # noqa: E402
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import resource
-import sys
 import time
 from itertools import chain
 from pathlib import Path
@@ -80,7 +79,6 @@ def fit_cplmixvi(adata, k: int, seed: int, **model_kwargs) -> tuple[np.ndarray, 
 
 def fit(name: str, fit_name: str, seed: int) -> list[tuple[str, np.ndarray, float, dict]]:
     """(method, labels, fit seconds, extra columns) of each method that one fit serves."""
-    sys.path.insert(0, str(HERE))
     from baselines import kmeans_labels, leiden_on, pca_embedding, scvi_latent
 
     adata, k = load(name), DATASETS[name]

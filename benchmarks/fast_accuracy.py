@@ -14,12 +14,10 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 
 from _env import cold_compile_env, in_fresh_processes, record  # noqa: E402
 from throughput import CONFIGS, load_mop  # noqa: E402

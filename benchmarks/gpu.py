@@ -20,12 +20,10 @@ from __future__ import annotations
 import argparse
 import re
 import statistics
-import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 
 from _env import in_fresh_process, require_bench_extra  # noqa: E402
 from large_data import simulate_csr  # noqa: E402

@@ -30,10 +30,10 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from _env import require_bench_extra  # noqa: E402
+from _env import DATA, require_bench_extra  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-MNIST = HERE.parent.parent.parent / "shared" / "data" / "mnist.npz"
+MNIST = DATA / "mnist.npz"
 OUT = HERE.parent / "results"
 
 
