@@ -192,6 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--starts", nargs="+", default=list(STARTS), choices=list(STARTS))
     parser.add_argument("--jobs", type=int, default=2, help="fits run side by side")
     parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--figures", type=Path, default=FIGURES, help="where the figures go")
     parser.add_argument("--resume", action="store_true", help="keep the fits already in the csv")
     args = parser.parse_args(argv)
     csv, rounds_csv = args.out / "pruning.csv", args.out / "pruning_rounds.csv"
@@ -219,9 +220,9 @@ def main(argv: list[str] | None = None) -> None:
         record([row], rows, csv)
     results = pd.DataFrame(rows + true_k_rows(args.seeds))
     (args.out / "pruning.md").write_text(summarise(results) + "\n")
-    FIGURES.mkdir(parents=True, exist_ok=True)
+    args.figures.mkdir(parents=True, exist_ok=True)
     for name in sorted(set(pd.DataFrame(rounds)["dataset"])):
-        plot(pd.DataFrame(rounds), results, name, FIGURES / f"pruning_{name}.png")
+        plot(pd.DataFrame(rounds), results, name, args.figures / f"pruning_{name}.png")
     print(summarise(results))
 
 
