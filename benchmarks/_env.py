@@ -126,6 +126,15 @@ def _set_variable(name: str, value: str | None) -> None:
         os.environ[name] = value
 
 
+def finished_rows(csv: Path, keys: tuple[str, ...], resume: bool = True) -> tuple[list, set]:
+    """The rows an earlier run left in ``csv`` (none unless ``resume``) and the set of their
+    ``keys`` values: the fits a resumed run skips."""
+    import pandas as pd
+
+    rows = pd.read_csv(csv).to_dict("records") if resume and csv.exists() else []
+    return rows, {tuple(row[key] for key in keys) for row in rows}
+
+
 def record(results: Iterable[dict], rows: list[dict], csv: Path, digits: int = 3) -> list[dict]:
     """Append each result row to ``rows``, print it (floats rounded to ``digits``) and rewrite
     ``csv`` with every row so far, so that an interrupted run keeps its finished fits."""

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
-from _env import in_fresh_processes, record, require_bench_extra  # noqa: E402
+from _env import finished_rows, in_fresh_processes, record, require_bench_extra  # noqa: E402
 from clustering import mean_sd  # noqa: E402
 
 N_TYPES = 44
@@ -134,8 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     csv = args.out / "arms.csv"
-    rows = pd.read_csv(csv).to_dict("records") if args.resume and csv.exists() else []
-    done = {(row["n_arms"], row["seed"]) for row in rows}
+    rows, done = finished_rows(csv, ("n_arms", "seed"), args.resume)
     calls = [
         (run_one, (n_arms, seed, args.threads))
         for seed in args.seeds

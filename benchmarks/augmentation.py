@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
-from _env import DATA, in_fresh_processes, record, require_bench_extra  # noqa: E402
+from _env import DATA, finished_rows, in_fresh_processes, record, require_bench_extra  # noqa: E402
 from clustering import mean_sd  # noqa: E402
 
 MOP = DATA / "mop_10x.h5ad"
@@ -126,8 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     csv = args.out / "augmentation.csv"
-    rows = pd.read_csv(csv).to_dict("records") if args.resume and csv.exists() else []
-    done = {(row["augmentation"], row["seed"]) for row in rows}
+    rows, done = finished_rows(csv, ("augmentation", "seed"), args.resume)
     calls = [
         (run_one, (augmentation, seed, args.threads))
         for seed in args.seeds

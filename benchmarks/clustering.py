@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _env import DATA, in_fresh_processes, record, require_bench_extra  # noqa: E402
+from _env import DATA, finished_rows, in_fresh_processes, record, require_bench_extra  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 DATASETS = {"mop_10x": 44, "pbmc_10x_4k": 8, "worm_neuron": 10, "mouse_bladder": 16}
@@ -205,8 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     csv = args.out / "clustering.csv"
-    rows = pd.read_csv(csv).to_dict("records") if args.resume and csv.exists() else []
-    done = {(row["dataset"], row["method"], row["seed"]) for row in rows}
+    rows, done = finished_rows(csv, ("dataset", "method", "seed"), args.resume)
     todo = [
         (name, fit_name, seed)
         for seed in args.seeds

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _env import DATA, in_fresh_processes, record, require_bench_extra  # noqa: E402
+from _env import DATA, finished_rows, in_fresh_processes, record, require_bench_extra  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 MNIST = DATA / "mnist.npz"
@@ -290,8 +290,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     csv = args.out / f"{args.name}.csv"
-    rows = pd.read_csv(csv).to_dict("records") if csv.exists() else []
-    done = {(row["tag"], row["config"], row["seed"]) for row in rows}
+    rows, done = finished_rows(csv, ("tag", "config", "seed"))
     calls = [
         (run_one, (config, seed, settings))
         for seed in args.seeds

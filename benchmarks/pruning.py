@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
-from _env import in_fresh_processes, record, require_bench_extra  # noqa: E402
+from _env import finished_rows, in_fresh_processes, record, require_bench_extra  # noqa: E402
 from clustering import DATASETS, load, mean_sd  # noqa: E402
 
 STARTS = ("2x", "auto")
@@ -196,11 +196,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--resume", action="store_true", help="keep the fits already in the csv")
     args = parser.parse_args(argv)
     csv, rounds_csv = args.out / "pruning.csv", args.out / "pruning_rounds.csv"
-    rows, rounds = [], []
-    if args.resume and csv.exists():
-        rows = pd.read_csv(csv).to_dict("records")
-        rounds = pd.read_csv(rounds_csv, keep_default_na=False).to_dict("records")
-    done = {(r["dataset"], r["start"], r["seed"]) for r in rows}
+    rows, done = finished_rows(csv, ("dataset", "start", "seed"), args.resume)
+    rounds = pd.read_csv(rounds_csv, keep_default_na=False).to_dict("records") if rows else []
     jobs = [
         (run_leiden, (d, s))
         for s in args.seeds

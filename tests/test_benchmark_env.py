@@ -92,3 +92,14 @@ def test_record_keeps_every_finished_row_on_disk(env, tmp_path, capsys):
     assert env.record(results(), rows, csv) is rows
     assert pd.read_csv(csv)["fit"].tolist() == [0, 1, 2]
     assert "0.123}" in capsys.readouterr().out
+
+
+def test_finished_rows_are_kept_only_when_resuming(env, tmp_path):
+    import pandas as pd
+
+    csv = tmp_path / "rows.csv"
+    assert env.finished_rows(csv, ("fit", "seed")) == ([], set())  # no earlier run
+    pd.DataFrame({"fit": ["a", "b"], "seed": [0, 1], "ari": [0.5, 0.6]}).to_csv(csv, index=False)
+    rows, done = env.finished_rows(csv, ("fit", "seed"))
+    assert [row["ari"] for row in rows] == [0.5, 0.6] and done == {("a", 0), ("b", 1)}
+    assert env.finished_rows(csv, ("fit", "seed"), resume=False) == ([], set())
