@@ -195,6 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--figures", type=Path, default=FIGURES, help="where the figures go")
     parser.add_argument("--resume", action="store_true", help="keep the fits already in the csv")
     args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
     csv, rounds_csv = args.out / "pruning.csv", args.out / "pruning_rounds.csv"
     rows, done = finished_rows(csv, ("dataset", "start", "seed"), args.resume)
     rounds = pd.read_csv(rounds_csv, keep_default_na=False).to_dict("records") if rows else []
