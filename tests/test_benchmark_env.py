@@ -1,4 +1,4 @@
-"""The benchmarks' shared parts (``benchmarks/_env.py``): data folder, bench extra, runner, writers."""
+"""The benchmarks' shared parts (``benchmarks/_env.py``): data, bench extra, runner, writers."""
 
 import importlib.util
 import os
