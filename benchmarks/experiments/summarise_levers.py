@@ -82,7 +82,8 @@ def lever_table() -> str:
                 f"`{against}`",
                 str(len(both)),
                 f"{both['dacc'].mean():+.3f}",
-                f"{both['dari'].mean():+.3f} ({both['dari'].sem():.3f})",
+                f"{both['dari'].mean():+.3f}"
+                + (f" ({both['dari'].sem():.3f})" if len(both) > 1 else ""),
                 f"{both['dami'].mean():+.3f}",
                 ", ".join(
                     f"{SETS[d]} {m:+.3f} ({n:.0f})" for d, (m, n) in per_set.iterrows() if d in SETS
