@@ -33,9 +33,10 @@ categories, merges their codes to K at the start and removes the rest (:func:`wi
 its mean pretraining code did (:func:`remap_type_inputs`). The rows of
 ``benchmarks/results/consensus_levers.jsonl`` named ``norm``, ``clean``, ``lrdecay`` and ``beta0.1``
 were made with temporary switches, since removed (``norm`` became the default): see
-``benchmarks/results/consensus_levers.md``. Every row of the jsonl was made before 2026-12-04,
-when the default epochs were ``min(400, max(20, 300000 // n))`` (``ep1.25,pt0.75`` is today's
-default): a new screen reruns ``default`` first and compares with those rows only. Usage::
+``benchmarks/results/consensus_levers.md``. The rows are appended under the lever's name, with
+the package defaults of their day: a lever rerun on later defaults gets a new name
+(``<lever>@<day>``), and ``levers.csv`` names the rows each lever is compared with
+(``summarise_levers.py --table``). Usage::
 
     python benchmarks/experiments/consensus_levers.py --levers default drop0 --seeds 0 1 2
 """
