@@ -24,9 +24,13 @@ reproducible and the table leaves them out. Usage::
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _env import require_bench_extra  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 #: every lever of the screen: what it changes, the rows it is compared with (empty: the
@@ -94,6 +98,7 @@ def lever_table() -> str:
 
 
 if __name__ == "__main__":
+    require_bench_extra()
     parser = argparse.ArgumentParser()
     parser.add_argument("levers", nargs="*")
     parser.add_argument("--against", default="default", help="the lever compared with")
