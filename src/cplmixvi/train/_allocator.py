@@ -8,9 +8,9 @@ the kernel on its first write, which on one CPU thread costs as much as a sixth 
 :func:`retain_freed_memory` raises both thresholds so that those blocks stay in the heap and are
 reused. Memory freed by training is then kept by the process instead of returned to the system;
 the peak changes little (-57 to +57 MB of 640-930 MB in ``benchmarks/results/throughput_1thread``).
-:func:`release_freed_memory` sets glibc's default thresholds back and returns the free memory:
-the compiled training plan calls the two at the start and the end of a fit, so the rest of the
-user's session keeps glibc's behaviour.
+:func:`release_freed_memory` sets the thresholds back to glibc's default values and returns the
+free memory: the compiled training plan calls the two at the start and the end of a fit, so the
+rest of the user's session frees memory as before.
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ def retain_freed_memory(trim_threshold: int = 1 << 30) -> bool:
 
 
 def release_freed_memory() -> bool:
-    """Set glibc's default thresholds back and return the heap's free memory to the system."""
+    """Set both thresholds back to glibc's default values (128 KiB) and return the heap's free
+    memory to the system. glibc's own adjustment of the mmap threshold, which any ``mallopt``
+    of it turns off, stays off."""
     if not _set_thresholds(DEFAULT_THRESHOLD, DEFAULT_THRESHOLD):
         return False
     _glibc().malloc_trim(0)
