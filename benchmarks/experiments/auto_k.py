@@ -11,11 +11,11 @@ selection criteria. Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from _children import run_children
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _env import append_jsonl, in_fresh_processes  # noqa: E402
 from start_quality import _Stop, train_to_start
 
 HERE = Path(__file__).resolve().parent
@@ -59,15 +59,11 @@ def main() -> None:
     parser.add_argument("--factor", type=float, default=2.0)
     parser.add_argument("--codes-dir", default="/tmp/auto_k")
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--one", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.one:
-        d, s, f, c = args.one
-        for row in run_one(d, int(s), float(f), c):
-            print(json.dumps(row))
-        return
+    Path(args.codes_dir).mkdir(parents=True, exist_ok=True)
     runs = [(d, s, args.factor, args.codes_dir) for s in args.seeds for d in args.datasets]
-    run_children(__file__, runs, Path("/tmp/auto_k/rows.jsonl"), args.jobs)
+    calls = [(run_one, run) for run in runs]
+    append_jsonl(in_fresh_processes(calls, args.jobs, threads=1), Path("/tmp/auto_k/rows.jsonl"))
 
 
 if __name__ == "__main__":

@@ -13,11 +13,11 @@ state means, codes and states side by side, and the 50 PCs of scanpy's standard 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from _children import run_children
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _env import append_jsonl, in_fresh_processes  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE.parent / "results" / "start_quality.jsonl"
@@ -115,15 +115,10 @@ def main() -> None:
     )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.one:
-        for row in run_one(args.one[0], int(args.one[1])):
-            print(json.dumps(row))
-        return
     runs = [(d, s) for s in args.seeds for d in args.datasets]
-
-    run_children(__file__, runs, OUT, args.jobs)
+    calls = [(run_one, run) for run in runs]
+    append_jsonl(in_fresh_processes(calls, args.jobs, threads=1), OUT)
 
 
 if __name__ == "__main__":
