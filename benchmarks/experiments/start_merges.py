@@ -88,8 +88,20 @@ def scores(truth: np.ndarray, labels: np.ndarray) -> dict:
 
 
 def codes_at_start(dataset: str, seed: int, cache: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The joint clr codes at the k-means start and the reference labels (cached)."""
+    """The joint clr codes at the k-means start and the reference labels (cached).
+
+    The cache may also hold the ``<dataset>_<seed>_<K>.npz`` files of ``auto_k.py --factor 1``
+    (codes of shape ``(arms, cells, width)``), which are joined arm by arm.
+    """
     path = cache / f"{dataset}_{seed}.npz"
+    saved = sorted(cache.glob(f"{dataset}_{seed}_*.npz"))
+    if not path.exists() and saved:
+        from clustering import load
+
+        codes = np.load(saved[0])["codes"]
+        n_arms, n, width = codes.shape
+        truth = load(dataset).obs["cell_type"].astype(str).to_numpy()
+        return codes.transpose(1, 0, 2).reshape(n, n_arms * width), truth
     if not path.exists():
         import torch
         from clustering import DATASETS, load
@@ -129,6 +141,22 @@ def run(dataset: str, seed: int, cache: Path) -> list[dict]:
     return [base | {"start": name} | scores(truth, labels) for name, labels in starts.items()]
 
 
+def table(path: Path, baseline: str = "kmeans 2K modularity 0.4") -> str:
+    """Mean start ARI per set and start, and the paired difference from ``baseline``."""
+    import pandas as pd
+
+    rows = pd.read_json(path, lines=True)
+    wide = rows.pivot_table(index="start", columns="dataset", values="ari", aggfunc="mean")
+    wide["all"] = wide.mean(axis=1)
+    base = rows[rows["start"] == baseline].set_index(["dataset", "seed"])["ari"]
+    for start, group in rows.groupby("start"):
+        diff = group.set_index(["dataset", "seed"])["ari"] - base
+        wide.loc[start, "d ARI"] = diff.mean()
+        wide.loc[start, "s.e."] = diff.std() / len(diff) ** 0.5
+        wide.loc[start, "worst set"] = diff.groupby(level=0).mean().min()
+    return wide.sort_values("all", ascending=False).to_markdown(floatfmt=".3f")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument(
@@ -136,11 +164,16 @@ def main() -> None:
     )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--cache", type=Path, default=Path("/tmp/cpl_start_codes"))
+    parser.add_argument("--out", type=Path, default=OUT, help="the JSON-lines file to append to")
+    parser.add_argument("--table", action="store_true", help="only print the table of --out")
     args = parser.parse_args()
+    if args.table:
+        print(table(args.out))
+        return
     for dataset in args.datasets:
         for seed in args.seeds:
             rows = run(dataset, seed, args.cache)
-            with OUT.open("a") as handle:
+            with args.out.open("a") as handle:
                 handle.writelines(json.dumps(row) + "\n" for row in rows)
             for row in rows:
                 print(row, flush=True)
