@@ -154,3 +154,11 @@ def append_jsonl(results: Iterable[dict | list[dict]], path: Path) -> None:
         rows = result if isinstance(result, list) else [result]
         with path.open("a") as handle:
             handle.write("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def write_lab_note(path: Path, head: str, table: str) -> None:
+    """Write a lab note, ``head`` (what was run and what it shows) then ``table``, to ``path``
+    (markdown) and print it."""
+    text = f"{head}\n\n{table}\n"
+    path.write_text(text)
+    print(text)

@@ -78,6 +78,15 @@ def test_append_jsonl_adds_rows_and_lists_of_rows(env, tmp_path):
     assert [json.loads(line)["a"] for line in path.read_text().splitlines()] == [1, 2, 3, 4]
 
 
+def test_a_lab_note_is_its_head_then_its_table(env, tmp_path, capsys):
+    path = tmp_path / "note.md"
+    env.write_lab_note(path, "Lab note: what ran.", "| a |\n|---|\n| 1 |")
+    assert path.read_text() == "Lab note: what ran.\n\n| a |\n|---|\n| 1 |\n"
+    assert capsys.readouterr().out.startswith("Lab note: what ran.")
+    env.write_lab_note(path, "Second.", "| b |")
+    assert path.read_text().startswith("Second.")  # a rewrite, not an append
+
+
 def test_record_keeps_every_finished_row_on_disk(env, tmp_path, capsys):
     import pandas as pd
 

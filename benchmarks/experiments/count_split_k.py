@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from _env import append_jsonl, in_fresh_processes  # noqa: E402
+from _env import append_jsonl, in_fresh_processes, write_lab_note  # noqa: E402
 from start_quality import _Stop, train_to_start  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -222,9 +222,7 @@ def main() -> None:
     parser.add_argument("--table", action="store_true", help="only write the table of the rows")
     args = parser.parse_args()
     if args.table:
-        text = f"{TABLE_HEAD}\n\n{table()}\n"
-        OUT.with_suffix(".md").write_text(text)
-        print(text)
+        write_lab_note(OUT.with_suffix(".md"), TABLE_HEAD, table())
         return
     Path(args.cache).mkdir(parents=True, exist_ok=True)
     runs = [(d, s, args.factor, args.cache) for s in args.seeds for d in args.datasets]

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from _env import append_jsonl, in_fresh_processes  # noqa: E402
+from _env import append_jsonl, in_fresh_processes, write_lab_note  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE.parent / "results" / "start_choice.jsonl"
@@ -103,9 +103,7 @@ def main() -> None:
     parser.add_argument("--table", action="store_true", help="only write the table of the rows")
     args = parser.parse_args()
     if args.table:
-        text = f"{HEAD}\n\n{table()}\n"
-        OUT.with_suffix(".md").write_text(text)
-        print(text)
+        write_lab_note(OUT.with_suffix(".md"), HEAD, table())
         return
     calls = [(run_one, (path, args.draws)) for path in sorted(glob.glob(args.codes))]
     append_jsonl(in_fresh_processes(calls, args.jobs, threads=1), OUT)
