@@ -27,7 +27,8 @@ modularity at resolution ``r`` (:func:`graph_start`); ``clr<x>`` multiplies the 
 by ``x`` in the consensus phase (:func:`phase_lr_callback`); ``split<f>`` fills empty categories
 with self-contained pieces of live ones during the first ``f`` of the phase
 (:func:`split_into_empty`); ``over<f>`` trains with ``f * K`` categories and merges them
-to K by Ward's criterion (:func:`merge_by_ward`); ``wide<n>`` pretrains ``max(K, n)``
+to K by Ward's criterion (:func:`merge_by_ward`), ``overm<f>`` by modularity on the codes' graph
+(:func:`merge_by_graph`); ``wide<n>`` pretrains ``max(K, n)``
 categories, merges their codes to K at the start and removes the rest (:func:`wide_start`);
 ``remap`` makes each start type's one-hot act on the decoder, the state head and the prior as
 its mean pretraining code did (:func:`remap_type_inputs`). The rows of
@@ -114,7 +115,9 @@ def run_one(dataset: str, seed: int, lever: str) -> dict:
         if token.startswith("clr"):  # clr<x>: the learning rate times x in the consensus phase
             train_kwargs["callbacks"] = [phase_lr_callback(float(token[3:]))]
     k = DATASETS[dataset]
-    over = [float(t[4:] or 2) for t in lever.split(",") if t.startswith("over")]
+    # over<f> / overm<f>: f*K categories, merged to K at the end by Ward's criterion / modularity
+    over = [float(t.lstrip("overm") or 2) for t in lever.split(",") if t.startswith("over")]
+    by_graph = any(t.startswith("overm") for t in lever.split(","))
     # wide<n>: max(K, n) categories pretrain; the start merges them to K and removes the rest
     wide = [int(t[4:]) for t in lever.split(",") if t.startswith("wide")]
     n_types = round(over[0] * k) if over else max(k, wide[0]) if wide else k
@@ -152,9 +155,9 @@ def run_one(dataset: str, seed: int, lever: str) -> dict:
     row["fit_s"] = time.perf_counter() - t0
     if "split" in lever:  # (epoch, categories filled)
         row["filled"] = train_kwargs["callbacks"][0].history
-    if over:  # over<f>: f*K categories, merged to K by Ward's criterion
+    if over:  # over<f>: f*K categories, merged to K by Ward's criterion (overm: modularity)
         row["live_before_merge"] = int(model.get_type_assignments()["type"].nunique())
-        labels, arm_labels = merge_by_ward(model, k)
+        labels, arm_labels = (merge_by_graph if by_graph else merge_by_ward)(model, k)
         row.update(clustering_scores(truth, labels.astype(str)))
         row["types_with_cells"] = int(len(np.unique(labels)))
         row["consensus"] = float((arm_labels == labels).all(0).mean())
@@ -474,6 +477,31 @@ def merge_by_ward(model, k: int) -> tuple:
     log_probs = model._infer(model.adata, None, 1024)[0]
     live, clean = np.unique(fuse(log_probs).argmax(-1), return_inverse=True)
     merged = merge_to(arm_hidden(model).mean(0), clean, k, ward=True)
+    relabel = np.full(log_probs.shape[-1], -1)
+    relabel[live] = [merged[clean == j][0] for j in range(len(live))]
+    return merged, relabel[log_probs.argmax(-1)]
+
+
+def merge_by_graph(model, k: int) -> tuple:
+    """Merge the fused types down to ``k`` as the package's start merges k-means pieces.
+
+    The clean types (fused argmax in evaluation mode) are joined by the largest modularity gain
+    (resolution 0.4) on the 15-nearest-neighbour graph of the arms' joint clr codes
+    (:func:`~cplmixvi.model._type_init.modularity_merge`). Returns the merged fused labels
+    ``(N,)`` and each arm's own argmax through the same merges ``(A, N)``.
+    """
+    import numpy as np
+    from sklearn.neighbors import kneighbors_graph
+
+    from cplmixvi.metrics import fuse
+    from cplmixvi.model._type_init import joint_codes, modularity_merge
+
+    log_probs = model._infer(model.adata, None, 1024)[0]
+    live, clean = np.unique(fuse(log_probs).argmax(-1), return_inverse=True)
+    codes = joint_codes(model)
+    joined = codes.transpose(1, 0, 2).reshape(codes.shape[1], -1)
+    graph = kneighbors_graph(joined, 15)
+    merged = modularity_merge(graph + graph.T, clean, min(k, len(live)), 0.4)
     relabel = np.full(log_probs.shape[-1], -1)
     relabel[live] = [merged[clean == j][0] for j in range(len(live))]
     return merged, relabel[log_probs.argmax(-1)]
