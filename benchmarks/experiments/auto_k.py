@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _env import append_jsonl, in_fresh_processes  # noqa: E402
-from start_quality import _Stop, train_to_start
+from start_quality import codes_at_start
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE.parent / "results" / "auto_k.jsonl"
@@ -39,14 +39,9 @@ def run_one(dataset: str, seed: int, factor: float, codes_dir: str) -> list[dict
     CplMixVI.setup_anndata(adata)
     model = CplMixVI(adata, n_types=k_max)
 
-    def capture(m, *args, **kwargs):
-        log_probs, _ = m._infer(m.adata, None, 1024)
-        codes = log_probs - log_probs.mean(-1, keepdims=True)
-        path = Path(codes_dir) / f"{dataset}_{seed}_{k_max}.npz"
-        np.savez_compressed(path, codes=codes.astype(np.float32))
-        raise _Stop
-
-    train_to_start(model, capture)
+    codes = codes_at_start(model)
+    path = Path(codes_dir) / f"{dataset}_{seed}_{k_max}.npz"
+    np.savez_compressed(path, codes=codes.astype(np.float32))
     return [{"dataset": dataset, "seed": seed, "k_max": k_max, "codes": "saved"}]
 
 

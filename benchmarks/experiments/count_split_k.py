@@ -7,7 +7,7 @@ dipping: pieces of one type differ in no gene beyond chance, two types in many, 
 evidence scales with sequencing depth.
 
 One default CplMixVI fit per (dataset, seed) with ``n_types = 2 K`` is trained to the start
-(``start_quality.train_to_start``); the arms' clr codes of ``X1`` are cut into ``4 K``
+(``start_quality.codes_at_start``); the arms' clr codes of ``X1`` are cut into ``4 K``
 k-means pieces and merged along the package's modularity order on their 15-nearest-neighbour
 graph (:func:`~cplmixvi.model._type_init.modularity_merge`, one merge at a time). At each K the
 statistic is the fewest genes that differ on ``X2`` (Welch ``|t| >= z`` on log-normalised
@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _env import append_jsonl, in_fresh_processes, write_lab_note  # noqa: E402
-from start_quality import _Stop, train_to_start  # noqa: E402
+from start_quality import codes_at_start  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE.parent / "results" / "count_split_k.jsonl"
@@ -144,18 +144,9 @@ def fit_to_start(dataset: str, seed: int, factor: float, cache: str) -> None:
     scvi.settings.seed = seed
     CplMixVI.setup_anndata(adata)
     model = CplMixVI(adata, n_types=round(factor * DATASETS[dataset]))
-    x1, x2 = thinned(adata.X, seed)
-    captured = {}
-
-    def capture(m, *args, **kwargs):
-        half = m.adata.copy()
-        half.X = x1
-        log_probs, _ = m._infer(half, None, 1024)
-        captured["codes"] = log_probs - log_probs.mean(-1, keepdims=True)
-        raise _Stop
-
-    train_to_start(model, capture)
-    codes = captured["codes"]
+    half = adata.copy()
+    half.X, x2 = thinned(adata.X, seed)
+    codes = codes_at_start(model, half)
     n_arms, n, width = codes.shape
     stem = Path(cache) / f"{dataset}_{seed}"
     np.save(f"{stem}_codes.npy", codes.transpose(1, 0, 2).reshape(n, n_arms * width))

@@ -41,6 +41,20 @@ def train_to_start(model, capture) -> None:
         pass
 
 
+def codes_at_start(model, adata=None):
+    """Train ``model`` to its start and return the arms' clr type codes there, ``(A, N, W)``,
+    of ``adata`` (default: the model's own data, which ``adata`` must share the setup of)."""
+    captured = {}
+
+    def capture(m, *args, **kwargs):
+        log_probs, _ = m._infer(m.adata if adata is None else adata, None, 1024)
+        captured["codes"] = log_probs - log_probs.mean(-1, keepdims=True)
+        raise _Stop
+
+    train_to_start(model, capture)
+    return captured["codes"]
+
+
 def run_one(dataset: str, seed: int) -> list[dict]:
     import numpy as np
     import scvi
