@@ -46,13 +46,13 @@ def symmetric_graph(codes):
     return graph + graph.T
 
 
-def merge_path(codes, n_pieces: int, seed: int) -> dict:
-    """Labels of one arm's codes at every K, from ``n_pieces`` k-means pieces down to 2."""
+def merge_path(codes, graph, n_pieces: int, seed: int) -> dict:
+    """Labels of ``codes`` at every K, from ``n_pieces`` k-means pieces merged down to 2 in
+    modularity order on ``graph`` (their :func:`symmetric_graph`)."""
     from sklearn.cluster import KMeans
 
     from cplmixvi.model._type_init import modularity_merge
 
-    graph = symmetric_graph(codes)
     labels = KMeans(n_pieces, n_init=3, random_state=seed).fit_predict(codes)
     path = {n_pieces: labels}
     for k in range(n_pieces - 1, 1, -1):
@@ -67,8 +67,8 @@ def modularity_peaks(joined, k_ref: int, seed: int, truth) -> list[dict]:
 
     from cplmixvi.metrics import clustering_scores
 
-    path = merge_path(joined, 2 * k_ref, seed)
     graph = symmetric_graph(joined)
+    path = merge_path(joined, graph, 2 * k_ref, seed)
     rows = []
     for resolution in RESOLUTIONS:
         best = max(path, key=lambda k: modularity(graph, path[k], resolution))
@@ -84,10 +84,10 @@ def run_one(path: str) -> list[dict]:
 
     from cplmixvi.metrics import clustering_scores
 
-    dataset, seed, k_max = Path(path).stem.rsplit("_", 2)
+    dataset, seed, _ = Path(path).stem.rsplit("_", 2)
     seed, k_ref = int(seed), DATASETS[dataset]
     codes = np.load(path)["codes"]
-    paths = [merge_path(arm, 4 * k_ref, seed) for arm in codes[:2]]
+    paths = [merge_path(arm, symmetric_graph(arm), 4 * k_ref, seed) for arm in codes[:2]]
     agreement = {k: adjusted_mutual_info_score(paths[0][k], paths[1][k]) for k in paths[0]}
     k_best = max(agreement, key=agreement.get)
     truth = load(dataset).obs["cell_type"].astype(str).to_numpy()

@@ -3,8 +3,9 @@
 Count splitting (Neufeld et al. 2022): every count is thinned binomially into two halves,
 ``X1`` and ``X2 = X - X1``, independent given the cell's expression under a Poisson model.
 Clusters are found on ``X1`` only, so a test of ``X2`` between two clusters is not double
-dipping: pieces of one type differ in no gene beyond chance, two types in many, and the
-evidence scales with sequencing depth.
+dipping. The premise screened here: pieces of one type differ in no gene beyond chance, two
+types in many, and the evidence scales with sequencing depth (measured: pieces of a large type
+differ too, ``results/count_split_k.md``).
 
 One default CplMixVI fit per (dataset, seed) with ``n_types = 2 K`` is trained to the start
 (``start_quality.codes_at_start``); the arms' clr codes of ``X1`` are cut into ``4 K``
@@ -31,7 +32,7 @@ from start_quality import codes_at_start  # noqa: E402
 HERE = Path(__file__).resolve().parent
 OUT = HERE.parent / "results" / "count_split_k.jsonl"
 MIN_DE = (1, 2, 3, 5, 10, 20)
-TABLE_HEAD = (
+HEAD = (
     "Lab note (2026-12-08, `python benchmarks/experiments/count_split_k.py --seeds 0`, then"
     " `--table`): K reached / ARI when start pieces (4 K k-means clusters of the codes of the"
     " count-split half `X1`) are merged, in modularity order or fewest-DE-genes-first, until"
@@ -56,12 +57,19 @@ def thinned(x, seed: int):
     return half, (x - half).tocsr()
 
 
-def piece_moments(x, labels):
-    """Cells, means and variances of log-normalised ``x`` in every cluster of ``labels``."""
+def membership(labels):
+    """The cells x clusters indicator matrix of ``labels`` (sparse)."""
     import numpy as np
     from scipy import sparse
 
-    member = sparse.csr_matrix((np.ones(len(labels)), (np.arange(len(labels)), labels)))
+    return sparse.csr_matrix((np.ones(len(labels)), (np.arange(len(labels)), labels)))
+
+
+def piece_moments(x, labels):
+    """Cells, means and variances of log-normalised ``x`` in every cluster of ``labels``."""
+    import numpy as np
+
+    member = membership(labels)
     n = np.asarray(member.sum(0)).ravel()
     mean = np.asarray((member.T @ x).todense()) / n[:, None]
     var = np.asarray((member.T @ x.multiply(x)).todense()) / n[:, None] - mean**2
@@ -92,9 +100,8 @@ def n_de(moments, pairs, z: float):
 def adjacent_pairs(graph, labels):
     """Pairs ``(i, j)``, ``i < j``, of clusters that share edges of ``graph``."""
     import numpy as np
-    from scipy import sparse
 
-    member = sparse.csr_matrix((np.ones(len(labels)), (np.arange(len(labels)), labels)))
+    member = membership(labels)
     edges = (member.T @ graph @ member).toarray()
     np.fill_diagonal(edges, 0)
     return np.argwhere(np.triu(edges > 0))
@@ -213,7 +220,7 @@ def main() -> None:
     parser.add_argument("--table", action="store_true", help="only write the table of the rows")
     args = parser.parse_args()
     if args.table:
-        write_lab_note(OUT.with_suffix(".md"), TABLE_HEAD, table())
+        write_lab_note(OUT.with_suffix(".md"), HEAD, table())
         return
     Path(args.cache).mkdir(parents=True, exist_ok=True)
     runs = [(d, s, args.factor, args.cache) for s in args.seeds for d in args.datasets]

@@ -4,8 +4,8 @@ Reads the start codes that ``auto_k.py --factor 1`` saves (default fits with ``n
 stopped at the start). For each, ``--draws`` k-means runs at 2 K clusters (one initialisation
 each, other seeds) are merged to K as the package does (modularity on the codes'
 15-nearest-neighbour graph, resolution 0.4); each merged start is scored against the reference
-(ARI) and by unsupervised criteria: its modularity on that graph (resolutions 0.4 and 1) and
-the fraction of graph edges inside its clusters. Rows: the package's own start (k-means with
+(ARI) and by an unsupervised criterion, its modularity on that graph (resolutions 0.4 and
+1). Rows: the package's own start (k-means with
 10 initialisations, the fit's seed) and, per criterion, the draw it would pick. Appended to
 ``benchmarks/results/start_choice.jsonl``; ``--table`` writes ``start_choice.md``. Usage::
 
